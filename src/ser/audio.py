@@ -1,0 +1,264 @@
+"""Audio decoding: any supported file, bytes or array to mono float32 at a requested rate.
+
+soundfile (libsndfile) handles WAV, FLAC, OGG Vorbis/Opus and MP3; PyAV (FFmpeg) handles what
+browsers and phones record: M4A/AAC, MP4, WebM. Every failure is an :class:`AudioError` subclass
+with a message meant for a person, never a raw library traceback.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import BinaryIO, Union
+
+import numpy as np
+
+AudioSource = Union[str, os.PathLike, bytes, bytearray, memoryview, BinaryIO]
+
+#: Default lower bound on usable audio: shorter input cannot fill one analysis frame sensibly.
+DEFAULT_MIN_DURATION_S = 0.25
+#: Default upper bound, protecting memory and time; callers may raise or disable it.
+DEFAULT_MAX_DURATION_S = 600.0
+
+
+class AudioError(ValueError):
+    """Base class for all audio input problems."""
+
+
+class AudioFileNotFoundError(AudioError, FileNotFoundError):
+    """The path does not exist or is not a file."""
+
+
+class EmptyAudioError(AudioError):
+    """The input has no bytes, or decodes to no samples."""
+
+
+class NotAudioError(AudioError):
+    """The bytes are not a recognised audio container."""
+
+
+class UnsupportedCodecError(AudioError):
+    """The container is recognised but its audio codec cannot be decoded."""
+
+
+class AudioTooShortError(AudioError):
+    """The audio is shorter than the analysis needs."""
+
+
+class AudioTooLongError(AudioError):
+    """The audio is longer than the configured limit."""
+
+
+class NonFiniteAudioError(AudioError):
+    """The decoded samples contain NaN or infinity."""
+
+
+@dataclass(frozen=True)
+class DecodedAudio:
+    samples: np.ndarray  # mono float32
+    sample_rate: int
+
+    @property
+    def duration_s(self) -> float:
+        return len(self.samples) / self.sample_rate
+
+
+def _read_bytes(source: AudioSource) -> tuple[bytes, str]:
+    """Return the raw bytes and a display name for error messages."""
+    if isinstance(source, (bytes, bytearray, memoryview)):
+        return bytes(source), "<bytes>"
+    if isinstance(source, (str, os.PathLike)):
+        path = Path(source)
+        if not path.exists():
+            raise AudioFileNotFoundError(f"{path}: no such file")
+        if not path.is_file():
+            raise AudioFileNotFoundError(f"{path}: not a file")
+        try:
+            return path.read_bytes(), str(path)
+        except OSError as exc:
+            raise AudioError(f"{path}: cannot be read ({exc.strerror or exc})") from None
+    if hasattr(source, "read"):
+        data = source.read()
+        if isinstance(data, str):
+            raise NotAudioError("file object is in text mode; open audio files with 'rb'")
+        return bytes(data), getattr(source, "name", "<file object>")
+    raise TypeError(f"cannot read audio from {type(source).__name__}")
+
+
+def _decode_soundfile(
+    data: bytes, name: str, max_duration_s: float | None
+) -> tuple[np.ndarray, int] | None:
+    import soundfile as sf
+
+    try:
+        with sf.SoundFile(io.BytesIO(data)) as f:
+            # Refuse over-long input from the header, before decoding it all.
+            if max_duration_s is not None and f.frames > max_duration_s * f.samplerate > 0:
+                raise AudioTooLongError(
+                    f"{name}: audio lasts {f.frames / f.samplerate:.1f} s, "
+                    f"over the limit of {max_duration_s:.1f} s"
+                )
+            audio = f.read(dtype="float32", always_2d=True)
+            return audio, f.samplerate
+    except AudioError:
+        raise
+    except Exception:  # libsndfile refuses: fall back to FFmpeg
+        return None
+
+
+def _decode_pyav(data: bytes, name: str, max_duration_s: float | None) -> tuple[np.ndarray, int]:
+    import av
+
+    try:
+        container = av.open(io.BytesIO(data), mode="r", metadata_errors="ignore")
+    except Exception:
+        raise NotAudioError(f"{name}: not a recognised audio file") from None
+    try:
+        streams = [s for s in container.streams if s.type == "audio"]
+        if not streams:
+            raise NotAudioError(f"{name}: the file has no audio stream")
+        stream = streams[0]
+        try:
+            rate = int(stream.codec_context.sample_rate or stream.rate or 0)
+        except Exception:
+            rate = 0
+        if rate <= 0:
+            raise UnsupportedCodecError(f"{name}: audio stream has no sample rate")
+        # FFmpeg does format conversion and the down-mix; resampling stays with soxr.
+        resampler = av.AudioResampler(format="flt", layout="mono", rate=rate)
+        chunks: list[np.ndarray] = []
+        total = 0
+        limit = None if max_duration_s is None else int(max_duration_s * rate)
+        try:
+            for frame in container.decode(stream):
+                for out in resampler.resample(frame):
+                    arr = out.to_ndarray().reshape(-1)
+                    chunks.append(arr)
+                    total += len(arr)
+                if limit is not None and total > limit:
+                    raise AudioTooLongError(
+                        f"{name}: audio is longer than the limit of {max_duration_s:.1f} s"
+                    )
+            for out in resampler.resample(None):
+                chunks.append(out.to_ndarray().reshape(-1))
+        except AudioError:
+            raise
+        except Exception as exc:
+            if not chunks:
+                kind = type(exc).__name__
+                if "Decoder" in kind or "codec" in str(exc).lower():
+                    raise UnsupportedCodecError(f"{name}: audio codec cannot be decoded") from None
+                raise NotAudioError(f"{name}: audio data is corrupt or truncated") from None
+            # Keep what decoded cleanly before a truncated tail, as players do.
+        if not chunks:
+            raise EmptyAudioError(f"{name}: the file contains no audio samples")
+        return np.concatenate(chunks).astype(np.float32)[:, None], rate
+    finally:
+        container.close()
+
+
+def to_mono(audio: np.ndarray) -> np.ndarray:
+    """Average channels: (frames, channels) or (frames,) -> (frames,) float32."""
+    audio = np.asarray(audio, dtype=np.float32)
+    if audio.ndim == 2:
+        audio = audio.mean(axis=1) if audio.shape[1] > 1 else audio[:, 0]
+    if audio.ndim != 1:
+        raise AudioError(f"expected 1-D or 2-D (frames, channels) audio, got shape {audio.shape}")
+    return np.ascontiguousarray(audio, dtype=np.float32)
+
+
+def resample(samples: np.ndarray, orig_sr: int, target_sr: int) -> np.ndarray:
+    if orig_sr == target_sr:
+        return samples
+    import soxr
+
+    return soxr.resample(samples, orig_sr, target_sr, quality="HQ").astype(np.float32)
+
+
+def check_samples(
+    samples: np.ndarray,
+    sample_rate: int,
+    name: str = "audio",
+    min_duration_s: float | None = DEFAULT_MIN_DURATION_S,
+    max_duration_s: float | None = DEFAULT_MAX_DURATION_S,
+) -> None:
+    """Raise the matching :class:`AudioError` if the samples cannot be analysed."""
+    if samples.size == 0:
+        raise EmptyAudioError(f"{name}: contains no audio samples")
+    if not np.all(np.isfinite(samples)):
+        raise NonFiniteAudioError(f"{name}: contains NaN or infinite samples")
+    duration = samples.size / sample_rate
+    if min_duration_s is not None and duration < min_duration_s:
+        raise AudioTooShortError(
+            f"{name}: {duration:.2f} s of audio is too short to analyse "
+            f"(at least {min_duration_s:.2f} s needed)"
+        )
+    if max_duration_s is not None and duration > max_duration_s:
+        raise AudioTooLongError(
+            f"{name}: audio lasts {duration:.1f} s, over the limit of {max_duration_s:.1f} s"
+        )
+
+
+def load_audio(
+    source: AudioSource | np.ndarray,
+    sample_rate: int = 16_000,
+    *,
+    source_rate: int | None = None,
+    min_duration_s: float | None = DEFAULT_MIN_DURATION_S,
+    max_duration_s: float | None = DEFAULT_MAX_DURATION_S,
+) -> np.ndarray:
+    """Decode ``source`` to mono float32 samples at ``sample_rate``.
+
+    ``source`` is a path, bytes, a binary file object, or a NumPy array (then ``source_rate``
+    gives its rate). Raises an :class:`AudioError` subclass for every kind of bad input.
+
+    >>> y = load_audio("speech.flac", 16_000)  # doctest: +SKIP
+    """
+    return decode(
+        source,
+        sample_rate,
+        source_rate=source_rate,
+        min_duration_s=min_duration_s,
+        max_duration_s=max_duration_s,
+    ).samples
+
+
+def decode(
+    source: AudioSource | np.ndarray,
+    sample_rate: int = 16_000,
+    *,
+    source_rate: int | None = None,
+    min_duration_s: float | None = DEFAULT_MIN_DURATION_S,
+    max_duration_s: float | None = DEFAULT_MAX_DURATION_S,
+) -> DecodedAudio:
+    """Like :func:`load_audio`, returning a :class:`DecodedAudio`."""
+    if isinstance(source, np.ndarray):
+        if source_rate is None:
+            raise TypeError("source_rate is required when passing an array")
+        name = "array"
+        if not np.issubdtype(source.dtype, np.number):
+            raise AudioError(f"array of dtype {source.dtype} is not audio")
+        samples = to_mono(source if source.ndim == 1 else _frames_first(source))
+        orig_sr = int(source_rate)
+    else:
+        data, name = _read_bytes(source)
+        if not data:
+            raise EmptyAudioError(f"{name}: the file is empty")
+        decoded = _decode_soundfile(data, name, max_duration_s)
+        if decoded is None:
+            decoded = _decode_pyav(data, name, max_duration_s)
+        audio, orig_sr = decoded
+        samples = to_mono(audio)
+    # Check length before resampling (cheap rejection), finiteness after.
+    check_samples(samples, orig_sr, name, min_duration_s, max_duration_s)
+    samples = resample(samples, orig_sr, sample_rate)
+    return DecodedAudio(samples, sample_rate)
+
+
+def _frames_first(audio: np.ndarray) -> np.ndarray:
+    # Accept (channels, frames) as librosa produces, as well as (frames, channels).
+    if audio.ndim == 2 and audio.shape[0] < audio.shape[1] and audio.shape[0] <= 8:
+        return audio.T
+    return audio

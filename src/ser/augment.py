@@ -1,0 +1,62 @@
+"""Augmentation of training audio (waveform) and features (time/frequency masking).
+
+Waveform variants are named ``"aug<N>"``; each is a fixed random draw per (clip, N), so an
+augmented copy is reproducible and cacheable like the clean features. Only training clips are
+ever augmented, after the split.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import random
+
+import numpy as np
+
+
+def _seed(seed_key: str, variant: str) -> int:
+    return int.from_bytes(hashlib.sha256(f"{seed_key}|{variant}".encode()).digest()[:4], "little")
+
+
+def augment_waveform(y: np.ndarray, sample_rate: int, variant: str, seed_key: str) -> np.ndarray:
+    """Noise at a random SNR, gain, pitch shift and time stretch, each with probability 1/2."""
+    from audiomentations import AddGaussianSNR, Compose, Gain, PitchShift, TimeStretch
+
+    seed = _seed(seed_key, variant)
+    random.seed(seed)
+    np.random.seed(seed)  # audiomentations draws from the global generators
+    chain = Compose(
+        [
+            AddGaussianSNR(min_snr_db=10.0, max_snr_db=35.0, p=0.5),
+            Gain(min_gain_db=-6.0, max_gain_db=6.0, p=0.5),
+            PitchShift(min_semitones=-2.0, max_semitones=2.0, p=0.5),
+            TimeStretch(min_rate=0.85, max_rate=1.15, leave_length_unchanged=False, p=0.5),
+        ]
+    )
+    out = chain(samples=y.astype(np.float32), sample_rate=sample_rate)
+    peak = np.abs(out).max()
+    if peak > 1.0:  # keep within full scale, as a recording would be
+        out = out / peak
+    return out.astype(np.float32)
+
+
+def mask_features(
+    x: np.ndarray,
+    rng: np.random.Generator,
+    max_time: int = 20,
+    max_freq: int = 16,
+    n_masks: int = 1,
+) -> np.ndarray:
+    """SpecAugment-style masks on standardised features (batch, frames, features): set to 0."""
+    x = x.copy()
+    batch, frames, feats = x.shape
+    for i in range(batch):
+        for _ in range(n_masks):
+            t = int(rng.integers(0, max_time + 1))
+            if t:
+                t0 = int(rng.integers(0, max(1, frames - t)))
+                x[i, t0 : t0 + t, :] = 0.0
+            f = int(rng.integers(0, max_freq + 1))
+            if f:
+                f0 = int(rng.integers(0, max(1, feats - f)))
+                x[i, :, f0 : f0 + f] = 0.0
+    return x

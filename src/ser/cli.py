@@ -1,0 +1,139 @@
+"""The ``ser`` command line. Thin: it parses arguments, calls the library and formats results.
+
+Every expected failure (bad audio, missing paths, bad options) prints one line starting with
+``ser: error:`` and exits non-zero; tracebacks are for bugs only.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from . import __version__
+
+
+class CliError(Exception):
+    """An expected failure reported as one line."""
+
+
+def _cmd_features(args: argparse.Namespace) -> int:
+    import numpy as np
+
+    from .audio import decode
+    from .features import FeatureConfig, clip_features, features_from_waveform, split_windows
+
+    config = FeatureConfig()
+    audio = decode(args.file, config.sample_rate)
+    if args.windows:
+        windows = split_windows(audio.samples, config, hop_s=args.hop)
+        mats = np.stack([features_from_waveform(w.samples, config) for w in windows])
+    else:
+        mats = clip_features(audio.samples, config)[None]
+    summary = {
+        "file": str(args.file),
+        "duration_s": round(audio.duration_s, 3),
+        "sample_rate": config.sample_rate,
+        "windows": int(mats.shape[0]),
+        "shape": list(mats.shape[1:]),
+        "feature_config_hash": config.hash(),
+        "groups": {},
+    }
+    names = config.feature_names
+    for group in ("mfcc", "mfcc_delta", "chroma", "logmel", "contrast", "tonnetz"):
+        idx = [i for i, n in enumerate(names) if n.rsplit("_", 1)[0] == group]
+        block = mats[..., idx]
+        summary["groups"][group] = {
+            "n": len(idx),
+            "mean": round(float(block.mean()), 3),
+            "std": round(float(block.std()), 3),
+        }
+    if args.json:
+        print(json.dumps(summary, indent=2))
+    else:
+        print(f"{summary['file']}: {summary['duration_s']} s at {config.sample_rate} Hz")
+        print(
+            f"features: {summary['windows']} window(s) x {mats.shape[1]} frames x "
+            f"{mats.shape[2]} features (config {summary['feature_config_hash']})"
+        )
+        for group, stats in summary["groups"].items():
+            print(f"  {group:<11} {stats['n']:>4}  mean {stats['mean']:>9.3f}  std {stats['std']:>8.3f}")
+    return 0
+
+
+def _cmd_datasets_scan(args: argparse.Namespace) -> int:
+    from collections import Counter
+
+    from .datasets import scan, summarise
+
+    result = scan(args.dir, corpus=args.corpus)
+    summary = summarise(result.records)
+    summary["skipped"] = dict(result.skipped)
+    if args.speakers:
+        summary["speakers"] = dict(sorted(Counter(r.speaker for r in result.records).items()))
+    if args.json:
+        print(json.dumps(summary, indent=2))
+        return 0
+    print(f"{summary['files']} usable files under {args.dir}")
+    for corpus, info in summary["corpora"].items():
+        classes = ", ".join(f"{k} {v}" for k, v in info["classes"].items())
+        print(f"  {corpus:<8} {info['files']:>5} files  {info['speakers']:>3} speakers  {classes}")
+    if args.speakers:
+        for speaker, n in summary["speakers"].items():
+            print(f"    {speaker:<16} {n:>4}")
+    if result.skipped:
+        print("skipped:")
+        for reason, n in result.skipped.most_common():
+            print(f"  {n:>5}  {reason}")
+    if not result.records:
+        raise CliError(f"no corpus files found under {args.dir}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="ser", description="Speech emotion recognition: eight emotions from speech."
+    )
+    parser.add_argument("--version", action="version", version=f"ser {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    p = sub.add_parser("features", help="compute the feature matrix of an audio file")
+    p.add_argument("file", type=Path)
+    p.add_argument("--windows", action="store_true", help="cut long input into windows")
+    p.add_argument("--hop", type=float, default=None, help="window hop in seconds")
+    p.add_argument("--json", action="store_true", help="print JSON")
+    p.set_defaults(func=_cmd_features)
+
+    p = sub.add_parser("datasets", help="inspect corpora")
+    dsub = p.add_subparsers(dest="datasets_command", metavar="ACTION", required=True)
+    q = dsub.add_parser("scan", help="count files per corpus, class and speaker")
+    q.add_argument("dir", type=Path)
+    q.add_argument("--corpus", default=None, help="only this corpus's naming")
+    q.add_argument("--speakers", action="store_true", help="list files per speaker")
+    q.add_argument("--json", action="store_true", help="print JSON")
+    q.set_defaults(func=_cmd_datasets_scan)
+
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    from .audio import AudioError
+
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 2
+    try:
+        return int(args.func(args) or 0)
+    except (CliError, AudioError, FileNotFoundError, ValueError) as exc:
+        print(f"ser: error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("ser: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,154 @@
+"""Corpus feature extraction: parallel workers, a progress bar and an on-disk cache.
+
+The cache key is the sha256 of the file's bytes, the feature config hash and the augmentation
+variant, so renaming a file keeps its cache entry, while a changed config or file recomputes.
+Entries are plain ``.npy`` arrays (loaded with ``allow_pickle=False``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+from threadpoolctl import threadpool_limits
+
+from .audio import AudioError, load_audio
+from .datasets import Record
+from .features import FeatureConfig, clip_features, has_speech
+
+NO_SPEECH = "no speech (silent clip)"
+
+
+def default_cache_dir() -> Path:
+    base = os.environ.get("SER_CACHE_DIR")
+    if base:
+        return Path(base)
+    return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "ser" / "features"
+
+
+@dataclass
+class Extraction:
+    """Features of the clips that could be used, and why the others could not."""
+
+    features: np.ndarray  # (n_ok, frames, n_features) float32
+    records: list[Record]
+    failures: list[tuple[Record, str]] = field(default_factory=list)
+    cache_hits: int = 0
+
+
+def _cache_path(cache_dir: Path, key_parts: tuple[str, ...], content_hash: str) -> Path:
+    subdir = hashlib.sha256("|".join(key_parts).encode()).hexdigest()[:16]
+    return cache_dir / subdir / content_hash[:2] / f"{content_hash}.npy"
+
+
+def _single_threaded() -> None:
+    # The matrices here are small: BLAS threads only fight the worker processes for cores
+    # (measured: 2 workers x 2 threads ran 3x slower than 2 workers x 1 thread).
+    threadpool_limits(1)
+
+
+def _extract_one(args: tuple[str, str, str | None, str | None]) -> tuple[str, np.ndarray | None, bool]:
+    """Worker: returns (status, features, from_cache). status is "ok" or a reason."""
+    path, config_json, cache_dir, variant = args
+    config = FeatureConfig.from_json(config_json)
+    try:
+        data = Path(path).read_bytes()
+    except OSError as exc:
+        return f"cannot read file ({exc.strerror or exc})", None, False
+    content_hash = hashlib.sha256(data).hexdigest()
+    target = None
+    if cache_dir is not None:
+        target = _cache_path(Path(cache_dir), (config.hash(), variant or ""), content_hash)
+        if target.exists():
+            try:
+                cached = np.load(target, allow_pickle=False)
+                return ("ok" if cached.size else NO_SPEECH), (cached if cached.size else None), True
+            except (OSError, ValueError):
+                pass  # a damaged entry is recomputed
+    try:
+        y = load_audio(data, config.sample_rate)
+    except AudioError as exc:
+        return str(exc).replace("<bytes>: ", ""), None, False
+    if not has_speech(y, config.sample_rate):
+        result = None
+    else:
+        if variant:
+            from .augment import augment_waveform
+
+            y = augment_waveform(y, config.sample_rate, variant, seed_key=content_hash)
+        result = clip_features(y, config)
+    if target is not None:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tmp = target.with_suffix(f".{os.getpid()}.tmp.npy")
+        np.save(tmp, result if result is not None else np.zeros(0, np.float32))
+        os.replace(tmp, target)  # atomic: parallel runs never see half-written entries
+    return ("ok" if result is not None else NO_SPEECH), result, False
+
+
+def extract(
+    records: Sequence[Record],
+    config: FeatureConfig,
+    *,
+    cache_dir: str | Path | None = None,
+    workers: int | None = None,
+    variant: str | None = None,
+    progress: bool = True,
+    desc: str = "features",
+) -> Extraction:
+    """Features for every record, in order; unusable clips are reported in ``failures``.
+
+    ``cache_dir=None`` uses :func:`default_cache_dir`; pass ``False`` to disable caching.
+    ``variant`` names an augmentation (see :mod:`ser.augment`) applied before the features.
+    """
+    from tqdm.auto import tqdm
+
+    if cache_dir is None:
+        cache_dir = default_cache_dir()
+    cache = str(cache_dir) if cache_dir is not False else None
+    workers = workers or min(os.cpu_count() or 1, 8)
+    jobs = [(r.path, config.to_json(), cache, variant) for r in records]
+    bar = tqdm(total=len(jobs), desc=desc, unit="clip", disable=not progress, leave=False)
+    outputs = []
+    if workers == 1 or len(jobs) < 32:
+        with threadpool_limits(1):
+            for job in jobs:
+                outputs.append(_extract_one(job))
+                bar.update()
+    else:
+        with ProcessPoolExecutor(max_workers=workers, initializer=_single_threaded) as pool:
+            for out in pool.map(_extract_one, jobs, chunksize=16):
+                outputs.append(out)
+                bar.update()
+    bar.close()
+    ok_features, ok_records, failures, hits = [], [], [], 0
+    for record, (status, feats, hit) in zip(records, outputs):
+        hits += hit
+        if feats is not None:
+            ok_features.append(feats)
+            ok_records.append(record)
+        else:
+            failures.append((record, status))
+    shape = (0, config.n_frames, config.n_features)
+    stacked = np.stack(ok_features) if ok_features else np.zeros(shape, np.float32)
+    return Extraction(stacked, ok_records, failures, hits)
+
+
+def failure_summary(failures: Sequence[tuple[Record, str]]) -> str:
+    if not failures:
+        return "all clips usable"
+    lines = [f"{len(failures)} clip(s) skipped:"]
+    for record, reason in failures[:20]:
+        lines.append(f"  {Path(record.path).name}: {reason}")
+    if len(failures) > 20:
+        lines.append(f"  ... and {len(failures) - 20} more")
+    return "\n".join(lines)
+
+
+def records_fingerprint(records: Sequence[Record]) -> str:
+    return hashlib.sha256(json.dumps([r.path for r in records]).encode()).hexdigest()[:16]

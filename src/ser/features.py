@@ -1,0 +1,241 @@
+"""Feature pipeline: waveform -> (frames x features) matrix, computed from one shared STFT.
+
+The reference design concatenates, per frame: 40 MFCC, their delta, 12 chroma (STFT), 128 log-mel
+bands, 7 spectral-contrast bands and 6 tonnetz dimensions = 233 features.
+
+Choices settled by measurement (``benchmarks/features.py``, ``benchmarks/bandwidth.py``):
+
+* **16 kHz, band 0-8 kHz.** CREMA-D carries nothing above 8 kHz while RAVDESS and EMOVO do; at
+  22,050 Hz the top band alone tells the corpus apart. At 16 kHz every corpus has the same band.
+* **One STFT** feeds every feature; filter banks are built once per configuration.
+* **Tonnetz from the STFT chroma.** librosa's default tonnetz runs a CQT chroma (often after a
+  harmonic/percussive separation), which costs about 10x all other features together. Tonnetz
+  is a fixed linear projection of chroma, so we project the chroma we already have.
+* **Fixed tuning** (0 cents) for chroma: per-clip tuning estimation is slow and on speech noisy.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+from dataclasses import dataclass
+from functools import lru_cache
+
+import numpy as np
+
+FEATURE_VERSION = 1  # bump when the computation changes, so caches and bundles notice
+
+
+@dataclass(frozen=True)
+class FeatureConfig:
+    """Everything that determines the feature matrix. Hashable and JSON round-trippable."""
+
+    sample_rate: int = 16_000
+    window_s: float = 3.0
+    n_fft: int = 1024
+    hop_length: int = 320  # 20 ms
+    n_mfcc: int = 40
+    n_mels: int = 128
+    fmin: float = 0.0
+    fmax: float | None = None  # None: Nyquist
+    contrast_fmin: float = 100.0
+    contrast_bands: int = 6
+    # How a clip is placed in the fixed window: "start" keeps its first window_s seconds (the
+    # reference); "speech" trims leading/trailing silence first and centres what remains.
+    anchor: str = "speech"
+    trim_top_db: float = 40.0
+    version: int = FEATURE_VERSION
+
+    def __post_init__(self) -> None:
+        if self.anchor not in ("start", "speech"):
+            raise ValueError(f"anchor must be 'start' or 'speech', not {self.anchor!r}")
+        nyquist = self.sample_rate / 2
+        if self.contrast_fmin * 2**self.contrast_bands >= nyquist:
+            raise ValueError("contrast_fmin * 2**contrast_bands must stay below Nyquist")
+        if self.window_s <= 0 or self.hop_length <= 0 or self.n_fft <= 0:
+            raise ValueError("window_s, hop_length and n_fft must be positive")
+
+    @property
+    def window_samples(self) -> int:
+        return int(round(self.window_s * self.sample_rate))
+
+    @property
+    def n_frames(self) -> int:
+        return 1 + self.window_samples // self.hop_length
+
+    @property
+    def n_features(self) -> int:
+        return 2 * self.n_mfcc + 12 + self.n_mels + (self.contrast_bands + 1) + 6
+
+    @property
+    def feature_names(self) -> list[str]:
+        return (
+            [f"mfcc_{i}" for i in range(self.n_mfcc)]
+            + [f"mfcc_delta_{i}" for i in range(self.n_mfcc)]
+            + [f"chroma_{i}" for i in range(12)]
+            + [f"logmel_{i}" for i in range(self.n_mels)]
+            + [f"contrast_{i}" for i in range(self.contrast_bands + 1)]
+            + [f"tonnetz_{i}" for i in range(6)]
+        )
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), sort_keys=True)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "FeatureConfig":
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = set(data) - known
+        if unknown:
+            raise ValueError(f"unknown feature config keys: {sorted(unknown)}")
+        return cls(**data)
+
+    @classmethod
+    def from_json(cls, text: str) -> "FeatureConfig":
+        return cls.from_dict(json.loads(text))
+
+    def hash(self) -> str:
+        """Stable across processes and Python versions (unlike ``hash()``)."""
+        return hashlib.sha256(self.to_json().encode()).hexdigest()[:16]
+
+
+@lru_cache(maxsize=8)
+def _filter_banks(config: FeatureConfig) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    import librosa
+
+    mel = librosa.filters.mel(
+        sr=config.sample_rate,
+        n_fft=config.n_fft,
+        n_mels=config.n_mels,
+        fmin=config.fmin,
+        fmax=config.fmax,
+    ).astype(np.float32)
+    chroma = librosa.filters.chroma(sr=config.sample_rate, n_fft=config.n_fft, tuning=0.0).astype(
+        np.float32
+    )
+    window = np.hanning(config.n_fft + 1)[:-1].astype(np.float32)  # periodic Hann, as librosa
+    return mel, chroma, window
+
+
+def _stft_magnitude(y: np.ndarray, config: FeatureConfig) -> np.ndarray:
+    """|STFT|, centred with reflect padding as librosa does; (freq, frames) float32."""
+    import librosa
+
+    return np.abs(
+        librosa.stft(y, n_fft=config.n_fft, hop_length=config.hop_length, window="hann")
+    ).astype(np.float32)
+
+
+def features_from_waveform(y: np.ndarray, config: FeatureConfig) -> np.ndarray:
+    """Compute the (frames x n_features) matrix of a waveform at ``config.sample_rate``.
+
+    The waveform is not windowed here: see :func:`fit_window` and :func:`split_windows`.
+    """
+    import librosa
+
+    y = np.ascontiguousarray(y, dtype=np.float32)
+    mel_fb, chroma_fb, _ = _filter_banks(config)
+    magnitude = _stft_magnitude(y, config)
+    power = magnitude**2
+
+    mel = mel_fb @ power
+    log_mel = librosa.power_to_db(mel, ref=1.0, top_db=None)  # absolute dB keeps loudness
+    mfcc = librosa.feature.mfcc(S=log_mel, n_mfcc=config.n_mfcc)
+    delta = librosa.feature.delta(mfcc, mode="nearest")
+    chroma = chroma_fb @ power
+    chroma = chroma / np.maximum(chroma.max(axis=0, keepdims=True), 1e-10)
+    contrast = librosa.feature.spectral_contrast(
+        S=magnitude,
+        sr=config.sample_rate,
+        n_fft=config.n_fft,
+        fmin=config.contrast_fmin,
+        n_bands=config.contrast_bands,
+    )
+    tonnetz = librosa.feature.tonnetz(chroma=chroma)
+    matrix = np.concatenate([mfcc, delta, chroma, log_mel, contrast, tonnetz], axis=0)
+    return np.ascontiguousarray(matrix.T, dtype=np.float32)
+
+
+def speech_bounds(y: np.ndarray, config: FeatureConfig) -> tuple[int, int]:
+    """Sample range of the non-silent part (relative to the clip's peak); whole clip if none."""
+    import librosa
+
+    if y.size == 0:
+        return 0, 0
+    _, (start, end) = librosa.effects.trim(
+        y, top_db=config.trim_top_db, frame_length=config.n_fft, hop_length=config.hop_length
+    )
+    if end <= start:
+        return 0, len(y)
+    return int(start), int(end)
+
+
+def fit_window(y: np.ndarray, config: FeatureConfig) -> np.ndarray:
+    """Place a clip in one fixed window of ``config.window_s`` (pad with zeros or trim)."""
+    n = config.window_samples
+    if config.anchor == "speech":
+        start, end = speech_bounds(y, config)
+        y = y[start:end]
+        if len(y) > n:  # keep the centre of the speech
+            offset = (len(y) - n) // 2
+            return y[offset : offset + n]
+        out = np.zeros(n, dtype=np.float32)
+        offset = (n - len(y)) // 2
+        out[offset : offset + len(y)] = y
+        return out
+    if len(y) >= n:
+        return y[:n].astype(np.float32, copy=False)
+    return np.pad(y, (0, n - len(y))).astype(np.float32)
+
+
+def clip_features(y: np.ndarray, config: FeatureConfig) -> np.ndarray:
+    """Features of a short clip placed in one window: (config.n_frames, config.n_features)."""
+    return features_from_waveform(fit_window(y, config), config)
+
+
+@dataclass(frozen=True)
+class Window:
+    start_s: float
+    end_s: float
+    samples: np.ndarray
+
+
+def split_windows(y: np.ndarray, config: FeatureConfig, hop_s: float | None = None) -> list[Window]:
+    """Cut a long recording into windows of ``config.window_s`` every ``hop_s`` seconds.
+
+    The last window is zero-padded; a recording shorter than one window gives one window.
+    """
+    n = config.window_samples
+    hop = int(round((hop_s if hop_s is not None else config.window_s) * config.sample_rate))
+    if hop <= 0:
+        raise ValueError("hop_s must be positive")
+    sr = config.sample_rate
+    windows = []
+    start = 0
+    while True:
+        chunk = y[start : start + n]
+        end = start + len(chunk)
+        if len(chunk) < n:
+            chunk = np.pad(chunk, (0, n - len(chunk)))
+        windows.append(Window(start / sr, end / sr, chunk.astype(np.float32, copy=False)))
+        if end >= len(y):
+            break
+        start += hop
+    return windows
+
+
+#: Frames quieter than this (dBFS RMS) are not speech; a clip with no louder frame has no speech.
+SILENCE_DBFS = -60.0
+
+
+def has_speech(y: np.ndarray, sample_rate: int, threshold_dbfs: float = SILENCE_DBFS) -> bool:
+    """Energy gate: True when any 25 ms frame is louder than ``threshold_dbfs``."""
+    frame = max(1, int(0.025 * sample_rate))
+    if y.size < frame:
+        return False
+    n = y.size // frame
+    rms = np.sqrt(np.mean(y[: n * frame].reshape(n, frame).astype(np.float64) ** 2, axis=1))
+    return bool(20 * np.log10(rms.max() + 1e-12) > threshold_dbfs)

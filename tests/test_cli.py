@@ -1,0 +1,47 @@
+from __future__ import annotations
+
+import json
+
+from ser.cli import main
+
+
+def test_features_command(capsys):
+    from importlib.resources import files
+
+    example = files("ser") / "examples" / "speech_example.wav"
+    assert main(["features", str(example), "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["shape"] == [151, 233] and out["windows"] == 1
+    assert set(out["groups"]) == {"mfcc", "mfcc_delta", "chroma", "logmel", "contrast", "tonnetz"}
+    assert main(["features", str(example), "--windows", "--hop", "1.0"]) == 0
+    assert "window(s) x 151 frames x 233 features" in capsys.readouterr().out
+
+
+def test_features_bad_input_is_one_line(tmp_path, capsys):
+    bad = tmp_path / "bad.wav"
+    bad.write_text("hello")
+    assert main(["features", str(bad)]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("ser: error:") and "bad.wav" in err[0]
+    assert main(["features", str(tmp_path / "missing.wav")]) == 1
+    assert "no such file" in capsys.readouterr().err
+
+
+def test_datasets_scan(tmp_path, capsys):
+    for name in ("Actor_01/03-01-05-01-01-01-01.wav", "Actor_02/03-01-02-01-01-01-02.wav",
+                 "wav/10a04Lc.wav", "other/readme.wav"):
+        path = tmp_path / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(b"")
+    assert main(["datasets", "scan", str(tmp_path), "--json", "--speakers"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["corpora"]["ravdess"] == {"files": 2, "speakers": 2, "classes": {"angry": 1, "calm": 1}}
+    assert out["skipped"] == {"emodb label 'boredom' has no project class": 1,
+                              "name follows no known corpus naming": 1}
+    assert main(["datasets", "scan", str(tmp_path)]) == 0
+    text = capsys.readouterr().out
+    assert "ravdess" in text and "skipped:" in text
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    assert main(["datasets", "scan", str(empty)]) == 1
+    assert main(["datasets", "scan", str(tmp_path / "nowhere")]) == 1
