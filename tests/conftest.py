@@ -21,3 +21,36 @@ def corpora() -> Path:
     if not CORPORA.is_dir():
         pytest.skip("../shared/corpora is not available")
     return CORPORA
+
+
+@pytest.fixture(scope="session")
+def tiny_corpus(tmp_path_factory) -> Path:
+    """RAVDESS-named synthetic clips: 4 actors x 8 emotions x 2, pitch depends on the emotion."""
+    import soundfile as sf
+
+    root = tmp_path_factory.mktemp("tiny_corpus")
+    rng = np.random.default_rng(0)
+    for actor in range(1, 5):
+        folder = root / f"Actor_{actor:02d}"
+        folder.mkdir()
+        for emotion in range(1, 9):
+            for rep in (1, 2):
+                y = tone(1.2, freq=110 + 25 * emotion + 5 * actor, amp=0.1 + 0.03 * emotion)
+                y = y + 0.002 * rng.standard_normal(len(y)).astype(np.float32)
+                name = f"03-01-{emotion:02d}-01-01-{rep:02d}-{actor:02d}.wav"
+                sf.write(folder / name, y, 16_000)
+    return root
+
+
+@pytest.fixture(scope="session")
+def tiny_bundle(tiny_corpus, tmp_path_factory) -> tuple[Path, Path]:
+    """A tiny model trained with `ser train` on the tiny corpus: (run folder, bundle folder)."""
+    from ser.cli import main
+
+    out = tmp_path_factory.mktemp("tiny_run")
+    params = out / "params.json"
+    params.write_text('{"arch": {"conv_channels": 8, "lstm_units": 8, "dense_units": 16}}')
+    code = main(["train", str(tiny_corpus), "--out", str(out), "--epochs", "2", "--quiet",
+                 "--params", str(params), "--cache-dir", str(out / "cache"), "--test-fraction", "0.25"])
+    assert code == 0
+    return out, out / "bundle"

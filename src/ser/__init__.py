@@ -3,3 +3,14 @@
 __version__ = "0.1.0"
 
 EMOTIONS = ("angry", "calm", "disgust", "fear", "happy", "neutral", "sad", "surprise")
+
+__all__ = ["EMOTIONS", "EmotionRecognizer", "Prediction", "__version__"]
+
+
+def __getattr__(name: str):
+    # Lazy: `import ser` stays cheap; the recognizer pulls in ONNX Runtime only when used.
+    if name in ("EmotionRecognizer", "Prediction"):
+        from . import inference
+
+        return getattr(inference, name)
+    raise AttributeError(f"module 'ser' has no attribute {name!r}")

@@ -114,11 +114,16 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--json", action="store_true", help="print JSON")
     q.set_defaults(func=_cmd_datasets_scan)
 
+    from . import cli_model
+
+    cli_model.add_commands(sub)
+
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     from .audio import AudioError
+    from .bundle import BundleError
 
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -127,7 +132,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     try:
         return int(args.func(args) or 0)
-    except (CliError, AudioError, FileNotFoundError, ValueError) as exc:
+    except (CliError, AudioError, BundleError, FileNotFoundError, ValueError) as exc:
         print(f"ser: error: {exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:

@@ -1,0 +1,228 @@
+"""``ser predict``, ``ser train``, ``ser evaluate``, ``ser cv`` and ``ser tune``."""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import io
+import json
+import sys
+from pathlib import Path
+
+from . import EMOTIONS
+
+
+def _inputs(paths: list[Path]) -> list[Path]:
+    from .datasets import audio_files
+
+    out: list[Path] = []
+    for p in paths:
+        if p.is_dir():
+            found = audio_files(p)
+            if not found:
+                print(f"ser: warning: no audio files under {p}", file=sys.stderr)
+            out.extend(found)
+        else:
+            out.append(p)  # a missing file is reported per file, in order
+    return out
+
+
+def _format(rows: list[dict], fmt: str) -> str:
+    if fmt == "jsonl":
+        return "".join(json.dumps(r) + "\n" for r in rows)
+    if fmt == "json":
+        return json.dumps(rows, indent=2) + "\n"
+    if fmt == "csv":
+        buf = io.StringIO()
+        fields = ["path", "emotion", "confidence", "duration_s", *EMOTIONS, "error"]
+        writer = csv.DictWriter(buf, fieldnames=fields, extrasaction="ignore", lineterminator="\n")
+        writer.writeheader()
+        for r in rows:
+            writer.writerow({**r, **r.get("probabilities", {})})
+        return buf.getvalue()
+    lines = []
+    width = max([len(r["path"]) for r in rows] + [4])
+    lines.append(f"{'file':<{width}}  {'emotion':<10} {'conf':>5}  {'dur_s':>6}  windows")
+    for r in rows:
+        if "error" in r:
+            lines.append(f"{r['path']:<{width}}  error: {r['error']}")
+            continue
+        speech = sum(s["emotion"] != "no_speech" for s in r["segments"])
+        lines.append(f"{r['path']:<{width}}  {r['emotion']:<10} {r['confidence']:>5.2f}  "
+                     f"{r['duration_s']:>6.2f}  {speech}/{len(r['segments'])}")
+    return "\n".join(lines) + "\n"
+
+
+def cmd_predict(args: argparse.Namespace) -> int:
+    from .audio import AudioError
+    from .inference import EmotionRecognizer
+
+    recognizer = EmotionRecognizer.load(args.model)
+    files = _inputs(args.paths)
+    if not files:
+        raise ValueError("no input files")
+    rows, failed = [], 0
+    results = recognizer.predict_many(
+        files, hop_s=args.hop, max_duration_s=args.max_duration, workers=args.workers,
+        progress=len(files) > 1 and sys.stderr.isatty(),
+    )
+    for path, result in zip(files, results):
+        if isinstance(result, AudioError):
+            failed += 1
+            rows.append({"path": str(path), "error": str(result)})
+        else:
+            rows.append({**result.to_dict(), "path": str(path)})
+    text = _format(rows, args.format)
+    if args.output:
+        args.output.write_text(text)
+    else:
+        sys.stdout.write(text)
+    return 1 if failed else 0
+
+
+def _train_config(args: argparse.Namespace):
+    from .train import TrainConfig
+
+    arch = {"name": args.arch}
+    if args.params:
+        params = json.loads(Path(args.params).read_text())
+        arch.update(params.get("arch", {}))
+        return TrainConfig(arch=arch, seed=args.seed, max_epochs=args.epochs,
+                           augment_copies=args.augment,
+                           **{k: params[k] for k in ("learning_rate", "batch_size") if k in params})
+    return TrainConfig(arch=arch, seed=args.seed, max_epochs=args.epochs,
+                       augment_copies=args.augment, learning_rate=args.lr,
+                       batch_size=args.batch_size)
+
+
+def _feature_config(args: argparse.Namespace):
+    from .features import FeatureConfig
+
+    return FeatureConfig(anchor=args.anchor)
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from .train import train_pipeline
+
+    summary = train_pipeline(
+        args.data, args.out, config=_train_config(args), feature_config=_feature_config(args),
+        protocol=args.protocol, test_fraction=args.test_fraction, cache_dir=args.cache_dir,
+        workers=args.workers, progress=not args.quiet, time_budget_s=args.time_budget,
+    )
+    print(f"bundle written to {summary['bundle']}")
+    return 0
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    import numpy as np
+
+    from .evaluate import report, summary_table, write_report
+    from .extraction import extract, failure_summary
+    from .inference import EmotionRecognizer
+    from .train import labels_of, load_records
+
+    recognizer = EmotionRecognizer.load(args.model)
+    records, _ = load_records(args.data)
+    ex = extract(records, recognizer.feature_config, cache_dir=args.cache_dir,
+                 workers=args.workers, progress=not args.quiet)
+    if ex.failures:
+        print(failure_summary(ex.failures), file=sys.stderr)
+    if not ex.records:
+        raise ValueError("no usable clips to evaluate")
+    probs = recognizer.probabilities(ex.features)
+    rep = report(ex.records, labels_of(ex.records), probs)
+    path = write_report(rep, args.out, extra={"model": str(recognizer.bundle.root),
+                                              "data": [str(d) for d in args.data]})
+    print(summary_table(rep))
+    print(f"report written to {path}")
+    return 0 if np.isfinite(rep["overall"]["loss"]) else 1
+
+
+def cmd_cv(args: argparse.Namespace) -> int:
+    from .train import cross_validate
+
+    result = cross_validate(
+        args.data, args.folds, config=_train_config(args), feature_config=_feature_config(args),
+        cache_dir=args.cache_dir, workers=args.workers, progress=not args.quiet,
+    )
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "cv.json").write_text(json.dumps(result, indent=2))
+    print(result["table"])
+    return 0
+
+
+def cmd_tune(args: argparse.Namespace) -> int:
+    from .tune import tune
+
+    best = tune(
+        args.data, args.out, trials=args.trials, timeout_s=args.timeout, epochs=args.epochs,
+        seed=args.seed, cache_dir=args.cache_dir, workers=args.workers, progress=not args.quiet,
+        feature_config=_feature_config(args),
+    )
+    print(json.dumps(best, indent=2))
+    return 0
+
+
+def _add_training_args(p: argparse.ArgumentParser) -> None:
+    from .model import ARCHITECTURES
+
+    p.add_argument("data", nargs="+", type=Path, help="corpus folders or CSV files")
+    p.add_argument("--out", type=Path, required=True, help="output folder")
+    p.add_argument("--arch", choices=ARCHITECTURES, default="conv_attention")
+    p.add_argument("--params", type=Path, help="best_params.json from `ser tune`")
+    p.add_argument("--epochs", type=int, default=30, help="maximum epochs (early stopping)")
+    p.add_argument("--lr", type=float, default=1e-3)
+    p.add_argument("--batch-size", type=int, default=128)
+    p.add_argument("--augment", type=int, default=0, help="waveform-augmented copies per clip")
+    p.add_argument("--anchor", choices=("speech", "start"), default="speech",
+                   help="window placement: centred speech (default) or the first 3 s")
+    p.add_argument("--seed", type=int, default=0)
+    _add_common(p)
+
+
+def _add_common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--cache-dir", type=Path, default=None, help="feature cache folder")
+    p.add_argument("--workers", type=int, default=None, help="parallel worker processes")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+
+
+def add_commands(sub) -> None:
+    p = sub.add_parser("predict", help="predict the emotion of audio files or folders")
+    p.add_argument("paths", nargs="+", type=Path)
+    p.add_argument("--format", choices=("table", "json", "jsonl", "csv"), default="table")
+    p.add_argument("--output", type=Path, help="write results to this file")
+    p.add_argument("--model", type=Path, default=None, help="model bundle folder")
+    p.add_argument("--hop", type=float, default=None, help="window hop (s) for long input")
+    p.add_argument("--max-duration", type=float, default=3600.0, help="longest input (s)")
+    p.add_argument("--workers", type=int, default=None)
+    p.set_defaults(func=cmd_predict)
+
+    p = sub.add_parser("train", help="train a model and write a bundle")
+    _add_training_args(p)
+    p.add_argument("--protocol", choices=("speaker", "random"), default="speaker")
+    p.add_argument("--test-fraction", type=float, default=None)
+    p.add_argument("--time-budget", type=float, default=None, help="stop training after N s")
+    p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("evaluate", help="evaluate a model bundle on labelled data")
+    p.add_argument("model", type=Path)
+    p.add_argument("data", nargs="+", type=Path)
+    p.add_argument("--out", type=Path, default=Path("evaluation"))
+    _add_common(p)
+    p.set_defaults(func=cmd_evaluate)
+
+    p = sub.add_parser("cv", help="k-fold cross-validation grouped by speaker")
+    _add_training_args(p)
+    p.add_argument("--folds", type=int, default=5)
+    p.set_defaults(func=cmd_cv)
+
+    p = sub.add_parser("tune", help="hyperparameter search (Optuna) on validation speakers")
+    p.add_argument("data", nargs="+", type=Path)
+    p.add_argument("--out", type=Path, required=True)
+    p.add_argument("--trials", type=int, default=20)
+    p.add_argument("--timeout", type=float, default=None, help="search budget in seconds")
+    p.add_argument("--epochs", type=int, default=15)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--anchor", choices=("speech", "start"), default="speech")
+    _add_common(p)
+    p.set_defaults(func=cmd_tune)

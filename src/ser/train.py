@@ -1,0 +1,535 @@
+"""Training: speaker-grouped (default) or random splits, scaler, class-weighted loss, early
+stopping, feature masking, optional waveform augmentation, and the saved history and curves.
+
+Whole speakers go to train, validation or test — never two of them — unless
+``protocol="random"``, the reference's stratified file-level split, kept for comparison only.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from . import EMOTIONS
+from .datasets import Record
+
+LABEL_INDEX = {label: i for i, label in enumerate(EMOTIONS)}
+
+
+@dataclass
+class TrainConfig:
+    arch: dict = field(default_factory=lambda: {"name": "conv_attention"})
+    learning_rate: float = 1e-3
+    batch_size: int = 128
+    max_epochs: int = 30
+    patience: int = 6
+    seed: int = 0
+    mask_features: bool = True  # time/frequency masking on training batches
+    augment_copies: int = 0  # waveform-augmented copies of each training clip
+    threads: int = 2
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass
+class Split:
+    train: np.ndarray  # indices
+    val: np.ndarray
+    test: np.ndarray
+    protocol: str
+    seed: int
+
+    def describe(self, records: Sequence[Record]) -> dict:
+        out = {"protocol": self.protocol, "seed": self.seed}
+        for name in ("train", "val", "test"):
+            idx = getattr(self, name)
+            out[name] = {
+                "files": int(len(idx)),
+                "speakers": sorted({records[i].speaker for i in idx}),
+            }
+        return out
+
+
+def labels_of(records: Sequence[Record]) -> np.ndarray:
+    return np.array([LABEL_INDEX[r.label] for r in records], dtype=np.int64)
+
+
+def speaker_split(
+    records: Sequence[Record], val_fraction: float = 0.1, test_fraction: float = 0.15, seed: int = 0
+) -> Split:
+    """Whole speakers to train/val/test, drawn per corpus so every corpus is in every part."""
+    rng = np.random.default_rng(seed)
+    parts: dict[str, list[int]] = {"train": [], "val": [], "test": []}
+    for corpus in sorted({r.corpus for r in records}):
+        speakers = sorted({r.speaker for r in records if r.corpus == corpus})
+        rng.shuffle(speakers)
+        n = len(speakers)
+        n_test = max(1, round(n * test_fraction)) if n >= 3 and test_fraction > 0 else 0
+        n_val = max(1, round(n * val_fraction)) if n - n_test >= 2 and val_fraction > 0 else 0
+        chosen = {s: "test" for s in speakers[:n_test]}
+        chosen.update({s: "val" for s in speakers[n_test : n_test + n_val]})
+        for i, r in enumerate(records):
+            if r.corpus == corpus:
+                parts[chosen.get(r.speaker, "train")].append(i)
+    return Split(*(np.array(sorted(parts[k]), dtype=np.int64) for k in ("train", "val", "test")),
+                 protocol="speaker", seed=seed)
+
+
+def random_split(
+    records: Sequence[Record], val_fraction: float = 0.1, test_fraction: float = 0.2, seed: int = 0
+) -> Split:
+    """The reference protocol: stratified file-level split (voices shared across parts)."""
+    from sklearn.model_selection import train_test_split
+
+    idx = np.arange(len(records))
+    y = labels_of(records)
+    n_classes = len(set(y.tolist()))
+    # Stratification needs at least one clip per class in each part.
+    n_test = max(n_classes, round(len(idx) * test_fraction))
+    n_val = max(n_classes, round(len(idx) * val_fraction))
+    rest, test = train_test_split(idx, test_size=n_test, stratify=y, random_state=seed)
+    train, val = train_test_split(rest, test_size=n_val, stratify=y[rest], random_state=seed)
+    return Split(np.sort(train), np.sort(val), np.sort(test), protocol="random", seed=seed)
+
+
+def speaker_folds(records: Sequence[Record], k: int, seed: int = 0) -> list[np.ndarray]:
+    """k groups of test indices; each corpus's speakers are spread across the folds."""
+    rng = np.random.default_rng(seed)
+    fold_of: dict[str, int] = {}
+    for corpus in sorted({r.corpus for r in records}):
+        speakers = sorted({r.speaker for r in records if r.corpus == corpus})
+        rng.shuffle(speakers)
+        offset = int(rng.integers(k))
+        for j, s in enumerate(speakers):
+            fold_of[s] = (j + offset) % k
+    return [np.array([i for i, r in enumerate(records) if fold_of[r.speaker] == f]) for f in range(k)]
+
+
+@dataclass
+class Scaler:
+    """Per-feature standardisation, fitted on training frames only; stored as JSON lists."""
+
+    mean: np.ndarray
+    std: np.ndarray
+
+    @classmethod
+    def fit(cls, x: np.ndarray) -> "Scaler":
+        flat = x.reshape(-1, x.shape[-1]).astype(np.float64)
+        return cls(flat.mean(0).astype(np.float32), np.maximum(flat.std(0), 1e-5).astype(np.float32))
+
+    def transform(self, x: np.ndarray) -> np.ndarray:
+        return ((x - self.mean) / self.std).astype(np.float32)
+
+    def to_dict(self) -> dict:
+        return {"mean": self.mean.tolist(), "std": self.std.tolist()}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "Scaler":
+        return cls(np.asarray(d["mean"], np.float32), np.asarray(d["std"], np.float32))
+
+
+def class_weights(y: np.ndarray, n_classes: int = len(EMOTIONS)) -> np.ndarray:
+    """Inverse-frequency weights (mean 1 over present classes); absent classes weigh 0."""
+    counts = np.bincount(y, minlength=n_classes).astype(np.float64)
+    w = np.where(counts > 0, counts.sum() / np.maximum(counts, 1) / max(1, (counts > 0).sum()), 0.0)
+    return w.astype(np.float32)
+
+
+@dataclass
+class FitResult:
+    model: object  # torch.nn.Module, best epoch's weights
+    history: dict
+    best_epoch: int
+    seconds: float
+
+
+def _batches(n: int, size: int, rng: np.random.Generator | None):
+    order = rng.permutation(n) if rng is not None else np.arange(n)
+    for start in range(0, n, size):
+        yield order[start : start + size]
+
+
+def predict_logits(model, x: np.ndarray, batch_size: int = 256) -> np.ndarray:
+    import torch
+
+    model.eval()
+    out = []
+    with torch.no_grad():
+        for idx in _batches(len(x), batch_size, None):
+            out.append(model(torch.from_numpy(x[idx])).numpy())
+    return np.concatenate(out) if out else np.zeros((0, len(EMOTIONS)), np.float32)
+
+
+def fit(
+    x_train: np.ndarray,
+    y_train: np.ndarray,
+    x_val: np.ndarray,
+    y_val: np.ndarray,
+    config: TrainConfig,
+    progress: bool = True,
+    time_budget_s: float | None = None,
+) -> FitResult:
+    """Train on standardised features; early-stop on validation loss; keep the best weights."""
+    import torch
+    from torch.nn import functional as F
+    from tqdm.auto import tqdm
+
+    from .augment import mask_features
+    from .model import build_model
+
+    torch.manual_seed(config.seed)
+    torch.set_num_threads(config.threads)
+    rng = np.random.default_rng(config.seed)
+    model = build_model(config.arch, x_train.shape[-1], len(EMOTIONS))
+    optimiser = torch.optim.Adam(model.parameters(), lr=config.learning_rate)
+    weights = torch.from_numpy(class_weights(y_train))
+    history: dict[str, list[float]] = {"loss": [], "accuracy": [], "val_loss": [], "val_accuracy": []}
+    best_loss, best_state, best_epoch, stale = float("inf"), None, 0, 0
+    started = time.perf_counter()
+    bar = tqdm(range(1, config.max_epochs + 1), desc="training", unit="epoch", disable=not progress)
+    for epoch in bar:
+        model.train()
+        total, correct, seen = 0.0, 0, 0
+        for idx in _batches(len(x_train), config.batch_size, rng):
+            xb = x_train[idx]
+            if config.mask_features:
+                xb = mask_features(xb, rng)
+            xb_t, yb = torch.from_numpy(xb), torch.from_numpy(y_train[idx])
+            optimiser.zero_grad()
+            logits = model(xb_t)
+            loss = F.cross_entropy(logits, yb, weight=weights)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), 5.0)
+            optimiser.step()
+            total += float(loss.detach()) * len(idx)
+            correct += int((logits.argmax(1) == yb).sum())
+            seen += len(idx)
+        val_logits = torch.from_numpy(predict_logits(model, x_val))
+        val_loss = float(F.cross_entropy(val_logits, torch.from_numpy(y_val), weight=weights))
+        val_acc = float((val_logits.argmax(1).numpy() == y_val).mean())
+        history["loss"].append(total / seen)
+        history["accuracy"].append(correct / seen)
+        history["val_loss"].append(val_loss)
+        history["val_accuracy"].append(val_acc)
+        bar.set_postfix(loss=f"{total / seen:.3f}", acc=f"{correct / seen:.3f}",
+                        val_loss=f"{val_loss:.3f}", val_acc=f"{val_acc:.3f}")
+        if val_loss < best_loss - 1e-4:
+            best_loss, best_state, best_epoch, stale = val_loss, copy.deepcopy(model.state_dict()), epoch, 0
+        else:
+            stale += 1
+            if stale >= config.patience:
+                break
+        if time_budget_s is not None and time.perf_counter() - started > time_budget_s:
+            break
+    bar.close()
+    if best_state is not None:
+        model.load_state_dict(best_state)
+    model.eval()
+    return FitResult(model, history, best_epoch, time.perf_counter() - started)
+
+
+def fit_temperature(logits: np.ndarray, y: np.ndarray) -> float:
+    """Temperature scaling (Guo et al. 2017): the T > 0 minimising validation NLL."""
+    from scipy.optimize import minimize_scalar
+
+    def nll(log_t: float) -> float:
+        z = logits / np.exp(log_t)
+        z = z - z.max(1, keepdims=True)
+        logp = z - np.log(np.exp(z).sum(1, keepdims=True))
+        return float(-logp[np.arange(len(y)), y].mean())
+
+    res = minimize_scalar(nll, bounds=(np.log(0.05), np.log(20.0)), method="bounded")
+    return float(np.exp(res.x))
+
+
+def save_history(history: dict, out_dir: Path) -> None:
+    """history.json and the accuracy/loss curves (PNG)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / "history.json").write_text(json.dumps(history, indent=2))
+    fig, axes = plt.subplots(1, 2, figsize=(10, 4))
+    epochs = range(1, len(history["loss"]) + 1)
+    for ax, key in zip(axes, ("accuracy", "loss")):
+        ax.plot(epochs, history[key], label="train")
+        ax.plot(epochs, history[f"val_{key}"], label="validation")
+        ax.set_xlabel("epoch")
+        ax.set_ylabel(key)
+        ax.legend()
+        ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(out_dir / "training_history.png", dpi=100)
+    plt.close(fig)
+
+
+def load_records(data: Sequence[str | Path]) -> tuple[list[Record], dict]:
+    """Records from corpus folders (auto-detected naming) or generic CSV files."""
+    from .datasets import ScanResult, load_csv, scan
+
+    result = ScanResult()
+    for source in data:
+        source = Path(source)
+        result.extend(load_csv(source) if source.suffix.lower() == ".csv" else scan(source))
+    if not result.records:
+        raise ValueError(f"no labelled audio found in {', '.join(map(str, data))}")
+    return result.records, dict(result.skipped)
+
+
+def _prepare(records, feature_config, cache_dir, workers, progress):
+    from .extraction import extract, failure_summary
+
+    ex = extract(records, feature_config, cache_dir=cache_dir, workers=workers, progress=progress)
+    if ex.failures and progress:
+        print(failure_summary(ex.failures))
+    return ex
+
+
+def _augmented(records, idx, copies, feature_config, cache_dir, workers, progress):
+    """Waveform-augmented copies of the training clips (cached like clean features)."""
+    from .extraction import extract
+
+    xs, ys = [], []
+    for k in range(1, copies + 1):
+        ex = extract([records[i] for i in idx], feature_config, cache_dir=cache_dir,
+                     workers=workers, progress=progress, variant=f"aug{k}", desc=f"augment {k}")
+        xs.append(ex.features)
+        ys.append(labels_of(ex.records))
+    return xs, ys
+
+
+def run_experiment(
+    records: Sequence[Record],
+    features: np.ndarray,
+    split: Split,
+    config: TrainConfig,
+    feature_config,
+    *,
+    cache_dir=None,
+    workers: int | None = None,
+    progress: bool = True,
+    time_budget_s: float | None = None,
+) -> dict:
+    """Train on split.train, early-stop and calibrate on split.val, report on split.test."""
+    from .evaluate import report, softmax
+
+    y = labels_of(records)
+    x_train, y_train = features[split.train], y[split.train]
+    if config.augment_copies:
+        xs, ys = _augmented(records, split.train, config.augment_copies, feature_config,
+                            cache_dir, workers, progress)
+        x_train = np.concatenate([x_train, *xs])
+        y_train = np.concatenate([y_train, *ys])
+    scaler = Scaler.fit(x_train)
+    x_train = scaler.transform(x_train)
+    x_val, y_val = scaler.transform(features[split.val]), y[split.val]
+    result = fit(x_train, y_train, x_val, y_val, config, progress=progress,
+                 time_budget_s=time_budget_s)
+    val_logits = predict_logits(result.model, x_val)
+    temperature = fit_temperature(val_logits, y_val)
+    out = {
+        "model": result.model, "scaler": scaler, "temperature": temperature,
+        "history": result.history, "best_epoch": result.best_epoch,
+        "train_seconds": result.seconds,
+        "val": report([records[i] for i in split.val], y_val, softmax(val_logits, temperature)),
+    }
+    if len(split.test):
+        test_logits = predict_logits(result.model, scaler.transform(features[split.test]))
+        test_records = [records[i] for i in split.test]
+        out["test"] = report(test_records, y[split.test], softmax(test_logits, temperature))
+        out["test_uncalibrated"] = report(test_records, y[split.test], softmax(test_logits, 1.0))
+    return out
+
+
+def train_pipeline(
+    data: Sequence[str | Path],
+    out_dir: str | Path,
+    *,
+    config: TrainConfig | None = None,
+    feature_config=None,
+    protocol: str = "speaker",
+    test_fraction: float | None = None,
+    cache_dir=None,
+    workers: int | None = None,
+    progress: bool = True,
+    time_budget_s: float | None = None,
+) -> dict:
+    """``ser train``: corpora in, a model bundle plus history, curves and reports out."""
+    from .bundle import save_bundle
+    from .datasets import summarise
+    from .evaluate import summary_table, write_report
+    from .features import FeatureConfig
+    from .model import count_parameters, full_arch
+
+    config = config or TrainConfig()
+    feature_config = feature_config or FeatureConfig()
+    out_dir = Path(out_dir)
+    records, skipped = load_records(data)
+    ex = _prepare(records, feature_config, cache_dir, workers, progress)
+    records = ex.records
+    if protocol == "speaker":
+        split = speaker_split(records, test_fraction=0.15 if test_fraction is None else test_fraction,
+                              seed=config.seed)
+    elif protocol == "random":
+        split = random_split(records, test_fraction=0.2 if test_fraction is None else test_fraction,
+                             seed=config.seed)
+    else:
+        raise ValueError(f"protocol must be 'speaker' or 'random', not {protocol!r}")
+    if not len(split.train) or not len(split.val):
+        raise ValueError("too few speakers to make train and validation sets")
+    res = run_experiment(records, ex.features, split, config, feature_config, cache_dir=cache_dir,
+                         workers=workers, progress=progress, time_budget_s=time_budget_s)
+    save_history(res["history"], out_dir)
+    split_info = split.describe(records)
+    metrics = {"protocol": protocol, "seed": config.seed, "validation": res["val"]}
+    if "test" in res:
+        metrics["test"] = res["test"]
+        metrics["test_uncalibrated_ece"] = res["test_uncalibrated"]["overall"]["ece"]
+        write_report(res["test"], out_dir / "test_report", extra={"split": split_info})
+    arch = full_arch(config.arch)
+    training = {
+        **config.to_dict(), "arch": arch, "best_epoch": res["best_epoch"],
+        "epochs_run": len(res["history"]["loss"]), "train_seconds": round(res["train_seconds"], 1),
+        "parameters": count_parameters(res["model"]), "split": split_info,
+    }
+    data_summary = {**summarise(records), "skipped": skipped,
+                    "unusable_clips": [[r.path.rsplit("/", 1)[-1], why] for r, why in ex.failures]}
+    card = model_card(arch, data_summary, metrics, training, res["temperature"])
+    info = save_bundle(
+        res["model"], out_dir / "bundle", feature_config=feature_config,
+        scaler=res["scaler"].to_dict(), arch=arch, temperature=res["temperature"],
+        metrics=_compact_metrics(metrics), data=data_summary, training=training, card=card,
+    )
+    summary = {"bundle": str(info.root), "metrics": _compact_metrics(metrics), "training": training}
+    (out_dir / "summary.json").write_text(json.dumps(summary, indent=2))
+    if progress and "test" in res:
+        print(f"test ({protocol} protocol, seed {config.seed}):\n{summary_table(res['test'])}")
+    return summary
+
+
+def _compact_metrics(metrics: dict) -> dict:
+    """Headline numbers only (no confusion matrices), for config.json and summaries."""
+    def pick(rep):
+        keys = ("n", "wa", "ua", "macro_f1", "loss", "ece")
+        return {
+            "overall": {k: rep["overall"][k] for k in keys},
+            "per_corpus": {c: {k: m[k] for k in keys} for c, m in rep["per_corpus"].items()},
+        }
+    out = {"protocol": metrics["protocol"], "seed": metrics["seed"],
+           "validation": pick(metrics["validation"])}
+    if "test" in metrics:
+        out["test"] = pick(metrics["test"])
+        out["test_uncalibrated_ece"] = metrics["test_uncalibrated_ece"]
+    return out
+
+
+def model_card(arch: dict, data: dict, metrics: dict, training: dict, temperature: float) -> str:
+    from .evaluate import summary_table
+
+    corpora = ", ".join(f"{c} ({v['files']} clips, {v['speakers']} speakers)"
+                        for c, v in data["corpora"].items())
+    lines = [
+        "# Model card: ser emotion model", "",
+        f"Architecture: `{arch['name']}` — {json.dumps(arch)}; "
+        f"{training['parameters']:,} parameters.",
+        "Input: 3-s windows at 16 kHz, 151 frames x 233 features (MFCC, delta, chroma, log-mel, "
+        "spectral contrast, tonnetz), standardised with the scaler in config.json.",
+        "Output: probabilities over angry, calm, disgust, fear, happy, neutral, sad, surprise "
+        f"(softmax with calibrated temperature {temperature:.3f}).", "",
+        "## Training data", "", f"{data['files']} clips: {corpora}.",
+        f"Unusable clips skipped: {len(data['unusable_clips'])} "
+        f"({', '.join(n for n, _ in data['unusable_clips'][:5])}).", "",
+        "## Protocol", "",
+        f"Split: `{metrics['protocol']}` (seed {metrics['seed']}). "
+        + ("Whole speakers are held out: no test voice was heard in training or validation."
+           if metrics["protocol"] == "speaker" else
+           "Random stratified file-level split: the same voices appear in train and test, "
+           "which inflates accuracy; reported for comparison with the reference only."),
+        f"Train speakers: {len(training['split']['train']['speakers'])}, validation speakers "
+        f"(early stopping, temperature): {len(training['split']['val']['speakers'])}, test "
+        f"speakers: {len(training['split']['test']['speakers'])}.",
+        f"Early stopping on validation loss: best epoch {training['best_epoch']} of "
+        f"{training['epochs_run']}; {training['train_seconds']} s on CPU.", "",
+    ]
+    if "test" in metrics:
+        lines += ["## Results on held-out test data", "", summary_table(metrics["test"]), "",
+                  f"Expected calibration error on test: {metrics['test_uncalibrated_ece']:.3f} before "
+                  f"temperature scaling, {metrics['test']['overall']['ece']:.3f} after.", ""]
+    lines += [
+        "## Limits", "",
+        "- Trained on acted speech in English (RAVDESS, CREMA-D) and Italian (EMOVO); spontaneous "
+        "speech, other languages, children, noisy or far-field audio will score lower.",
+        "- Only RAVDESS has *calm* and only RAVDESS and EMOVO have *surprise*: these classes are "
+        "learned from few voices; check per-corpus confusion matrices before trusting them.",
+        "- Emotion is inferred from the voice only; a confidence is a model's estimate, not a fact "
+        "about a person. Do not use for decisions about individuals.", "",
+        "## Licence", "",
+        "The code is MIT. The training data's licences bind this model: RAVDESS is CC BY-NC-SA 4.0 "
+        "(non-commercial, share-alike), CREMA-D is ODbL/DbCL, EMOVO is for research use with "
+        "acknowledgement. **Use this model for non-commercial research only.**", "",
+    ]
+    return "\n".join(lines)
+
+
+def cross_validate(
+    data: Sequence[str | Path],
+    folds: int,
+    *,
+    config: TrainConfig | None = None,
+    feature_config=None,
+    cache_dir=None,
+    workers: int | None = None,
+    progress: bool = True,
+) -> dict:
+    """``ser cv``: k folds grouped by speaker. Each fold is tested once; validation speakers
+    (for early stopping and temperature) come from the remaining folds' speakers."""
+    from .features import FeatureConfig
+
+    config = config or TrainConfig()
+    feature_config = feature_config or FeatureConfig()
+    if folds < 2:
+        raise ValueError("at least 2 folds are needed")
+    records, _ = load_records(data)
+    ex = _prepare(records, feature_config, cache_dir, workers, progress)
+    records = ex.records
+    test_folds = speaker_folds(records, folds, seed=config.seed)
+    per_fold = []
+    for k, test_idx in enumerate(test_folds):
+        rest = np.setdiff1d(np.arange(len(records)), test_idx)
+        inner = speaker_split([records[i] for i in rest], val_fraction=0.12, test_fraction=0.0,
+                              seed=config.seed + k)
+        split = Split(rest[inner.train], rest[inner.val], test_idx, "speaker", config.seed)
+        res = run_experiment(records, ex.features, split, config, feature_config,
+                             cache_dir=cache_dir, workers=workers, progress=progress)
+        per_fold.append(_compact_metrics({"protocol": "speaker", "seed": config.seed,
+                                          "validation": res["val"], "test": res["test"],
+                                          "test_uncalibrated_ece": res["test_uncalibrated"]["overall"]["ece"]}))
+        if progress:
+            m = res["test"]["overall"]
+            print(f"fold {k + 1}/{folds}: WA {100 * m['wa']:.1f}%  UA {100 * m['ua']:.1f}%")
+    summary: dict[str, dict] = {}
+    groups = ["overall"] + sorted({c for f in per_fold for c in f["test"]["per_corpus"]})
+    for group in groups:
+        vals = [f["test"]["overall"] if group == "overall" else f["test"]["per_corpus"].get(group)
+                for f in per_fold]
+        vals = [v for v in vals if v]
+        summary[group] = {
+            key: {"mean": float(np.mean([v[key] for v in vals])), "std": float(np.std([v[key] for v in vals]))}
+            for key in ("wa", "ua", "macro_f1")
+        }
+    lines = [f"{folds}-fold cross-validation grouped by speaker (seed {config.seed}, "
+             f"arch {config.arch['name']})", "| data | WA | UA | macro-F1 |", "|---|---|---|---|"]
+    for group, s in summary.items():
+        lines.append("| " + group + " | " + " | ".join(
+            f"{100 * s[k]['mean']:.1f} ± {100 * s[k]['std']:.1f}%" for k in ("wa", "ua", "macro_f1")) + " |")
+    return {"folds": per_fold, "summary": summary, "table": "\n".join(lines),
+            "config": config.to_dict(), "feature_config": feature_config.to_dict()}

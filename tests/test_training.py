@@ -1,0 +1,142 @@
+"""End to end on a tiny generated dataset: train, evaluate, cv, tune, bundle checks."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from ser import EMOTIONS
+from ser.bundle import BundleError, read_bundle
+from ser.cli import main
+from ser.train import (
+    Scaler,
+    class_weights,
+    fit_temperature,
+    labels_of,
+    load_records,
+    random_split,
+    speaker_folds,
+    speaker_split,
+)
+
+TINY = '{"arch": {"conv_channels": 8, "lstm_units": 8, "dense_units": 16}}'
+
+
+def test_speaker_split_never_shares_a_voice(tiny_corpus):
+    records, _ = load_records([tiny_corpus])
+    split = speaker_split(records, val_fraction=0.25, test_fraction=0.25, seed=1)
+    speakers = [{records[i].speaker for i in getattr(split, part)} for part in ("train", "val", "test")]
+    assert all(speakers) and not (speakers[0] & speakers[1] or speakers[0] & speakers[2] or speakers[1] & speakers[2])
+    assert len(split.train) + len(split.val) + len(split.test) == len(records)
+    folds = speaker_folds(records, 2, seed=0)
+    assert sorted(np.concatenate(folds).tolist()) == list(range(len(records)))
+    assert not ({records[i].speaker for i in folds[0]} & {records[i].speaker for i in folds[1]})
+
+
+def test_random_split_is_stratified(tiny_corpus):
+    records, _ = load_records([tiny_corpus])
+    split = random_split(records, seed=0)
+    y = labels_of(records)
+    assert set(y[split.test]) == set(y)
+    assert not set(split.train) & set(split.test)
+
+
+def test_scaler_weights_and_temperature():
+    x = np.random.default_rng(0).normal(3.0, 2.0, (10, 5, 4)).astype(np.float32)
+    s = Scaler.fit(x)
+    z = s.transform(x).reshape(-1, 4)
+    np.testing.assert_allclose(z.mean(0), 0, atol=1e-5)
+    np.testing.assert_allclose(z.std(0), 1, atol=1e-4)
+    assert Scaler.from_dict(json.loads(json.dumps(s.to_dict()))).mean.tolist() == s.mean.tolist()
+    w = class_weights(np.array([0, 0, 0, 1]))
+    assert w[1] == pytest.approx(3 * w[0]) and w[2] == 0
+    # Over-confident logits on a noisy task get a temperature above 1.
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 8, 2000)
+    logits = rng.normal(0, 1, (2000, 8))
+    logits[np.arange(2000), y] += 1.0
+    assert fit_temperature(logits * 5, y) > 2.0
+
+
+def test_train_evaluate_and_bundle(tiny_bundle, tiny_corpus, tmp_path, capsys):
+    run, bundle = tiny_bundle
+    for name in ("history.json", "training_history.png", "summary.json",
+                 "test_report/report.json", "test_report/confusion_matrix.png"):
+        assert (run / name).is_file(), name
+    info = read_bundle(bundle)
+    assert info.labels == list(EMOTIONS)
+    assert info.config["arch"]["name"] == "conv_attention"
+    assert len(info.config["scaler"]["mean"]) == 233
+    assert info.config["metrics"]["protocol"] == "speaker"
+    assert "non-commercial" in (bundle / "MODEL_CARD.md").read_text()
+    history = json.loads((run / "history.json").read_text())
+    assert len(history["loss"]) == len(history["val_loss"]) >= 1
+
+    out = tmp_path / "eval"
+    assert main(["evaluate", str(bundle), str(tiny_corpus), "--out", str(out), "--quiet"]) == 0
+    report = json.loads((out / "report.json").read_text())
+    assert report["overall"]["n"] == 64
+    assert 0.0 <= report["overall"]["wa"] <= 1.0
+    assert set(report["per_corpus"]) == {"ravdess"}
+    assert np.asarray(report["overall"]["confusion"]).sum() == 64
+    assert (out / "confusion_matrix_ravdess.png").is_file()
+
+
+def test_bundle_tampering_is_detected(tiny_bundle, tmp_path):
+    import shutil
+
+    copy = tmp_path / "copy"
+    shutil.copytree(tiny_bundle[1], copy)
+    with open(copy / "model.onnx", "ab") as f:
+        f.write(b"\0")
+    with pytest.raises(BundleError, match="sha256"):
+        read_bundle(copy)
+    cfg = json.loads((copy / "config.json").read_text())
+    cfg["bundle_format"] = 99
+    (copy / "config.json").write_text(json.dumps(cfg))
+    with pytest.raises(BundleError, match="format"):
+        read_bundle(copy)
+    with pytest.raises(BundleError, match="not found"):
+        read_bundle(tmp_path / "nothing")
+
+
+def test_random_protocol_and_cv(tiny_corpus, tmp_path, capsys):
+    params = tmp_path / "p.json"
+    params.write_text(TINY)
+    assert main(["train", str(tiny_corpus), "--out", str(tmp_path / "r"), "--protocol", "random",
+                 "--epochs", "1", "--params", str(params), "--quiet",
+                 "--cache-dir", str(tmp_path / "c")]) == 0
+    assert read_bundle(tmp_path / "r" / "bundle").config["metrics"]["protocol"] == "random"
+    assert main(["cv", str(tiny_corpus), "--out", str(tmp_path / "cv"), "--folds", "2",
+                 "--epochs", "1", "--params", str(params), "--quiet",
+                 "--cache-dir", str(tmp_path / "c")]) == 0
+    cv = json.loads((tmp_path / "cv" / "cv.json").read_text())
+    assert len(cv["folds"]) == 2
+    assert 0.0 <= cv["summary"]["overall"]["wa"]["mean"] <= 1.0
+    assert "2-fold cross-validation grouped by speaker" in capsys.readouterr().out
+
+
+def test_tune_writes_best_params(tiny_corpus, tmp_path):
+    assert main(["tune", str(tiny_corpus), "--out", str(tmp_path), "--trials", "2",
+                 "--epochs", "1", "--quiet", "--cache-dir", str(tmp_path / "c")]) == 0
+    best = json.loads((tmp_path / "best_params.json").read_text())
+    assert best["arch"]["name"] in ("reference_lstm", "conv_attention")
+    assert best["trials"] == 2 and "learning_rate" in best
+    assert len(json.loads((tmp_path / "trials.json").read_text())) == 2
+
+
+def test_onnx_matches_pytorch_on_other_batch_sizes(tiny_bundle):
+    import onnxruntime as ort
+    import torch
+
+    from ser.bundle import load_torch_model
+
+    info = read_bundle(tiny_bundle[1])
+    model = load_torch_model(info)
+    session = ort.InferenceSession(str(info.onnx_path), providers=["CPUExecutionProvider"])
+    for batch in (1, 5):
+        x = np.random.default_rng(batch).normal(size=(batch, 151, 233)).astype(np.float32)
+        with torch.no_grad():
+            expected = model(torch.from_numpy(x)).numpy()
+        np.testing.assert_allclose(session.run(None, {"features": x})[0], expected, atol=1e-4)
