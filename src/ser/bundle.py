@@ -62,6 +62,14 @@ class BundleInfo:
         return float(self.config.get("temperature", 1.0))
 
     @property
+    def frontend(self) -> str:
+        return self.config.get("frontend", "handcrafted")
+
+    @property
+    def input_shape(self) -> list[int]:
+        return list(self.config["input"]["shape"][1:])
+
+    @property
     def onnx_path(self) -> Path:
         return self.root / "model.onnx"
 
@@ -114,6 +122,9 @@ def save_bundle(
     data: dict,
     training: dict,
     card: str,
+    frontend: str = "handcrafted",
+    encoder: dict | None = None,
+    input_shape: list[int] | None = None,
 ) -> BundleInfo:
     """Export ``model`` (a torch module in eval mode) and its metadata to a bundle folder."""
     import torch
@@ -122,7 +133,8 @@ def save_bundle(
     root = Path(root)
     root.mkdir(parents=True, exist_ok=True)
     model.eval()
-    dummy = torch.zeros(2, feature_config.n_frames, feature_config.n_features)
+    input_shape = input_shape or [feature_config.n_frames, feature_config.n_features]
+    dummy = torch.zeros(2, *input_shape)
     with warnings.catch_warnings():
         # The TorchScript exporter warns about LSTMs and batch sizes; our LSTMs start from zero
         # states, and tests check ONNX and PyTorch agree on other batch sizes.
@@ -144,7 +156,9 @@ def save_bundle(
         "scaler": scaler,
         "arch": arch,
         "temperature": temperature,
-        "input": {"name": "features", "shape": ["batch", feature_config.n_frames, feature_config.n_features]},
+        "frontend": frontend,
+        **({"encoder": encoder} if encoder else {}),
+        "input": {"name": "features", "shape": ["batch", *input_shape]},
         "data": data,
         "training": training,
         "metrics": metrics,
@@ -161,7 +175,6 @@ def load_torch_model(info: BundleInfo):
 
     from .model import build_model
 
-    fc = info.feature_config
-    model = build_model(info.config["arch"], fc.n_features, len(info.labels))
+    model = build_model(info.config["arch"], info.input_shape[-1], len(info.labels))
     model.load_state_dict(load_file(str(info.root / "weights.safetensors")))
     return model.eval()

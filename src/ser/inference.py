@@ -23,7 +23,14 @@ import numpy as np
 
 from .audio import DEFAULT_MAX_DURATION_S, AudioError, AudioSource, decode
 from .bundle import BundleInfo, read_bundle
-from .features import FeatureConfig, clip_features, has_speech, speech_bounds, split_windows
+from .features import (
+    FeatureConfig,
+    clip_features,
+    fit_window,
+    has_speech,
+    speech_bounds,
+    split_windows,
+)
 
 NO_SPEECH = "no_speech"
 
@@ -68,45 +75,52 @@ class Prediction:
 
 @dataclass
 class _Prepared:
-    """Decoded and featurised input, ready for the model (picklable for worker processes)."""
+    """Decoded input cut into placed speech windows (picklable for worker processes).
+
+    ``inputs`` holds the hand-made feature matrices (n, frames, features) when the bundle's
+    front end is "handcrafted" (computed in the worker), else the placed waveforms (n, samples)
+    for an encoder that runs in the main process.
+    """
 
     duration_s: float
     spans: list[tuple[float, float, bool]]  # (start_s, end_s, has_speech) per window
-    features: np.ndarray  # (n_speech_windows, frames, features)
+    inputs: np.ndarray
 
 
-def _prepare(source, config: FeatureConfig, sample_rate, hop_s, max_clip_s, max_duration_s) -> _Prepared:
+def _prepare(source, config: FeatureConfig, sample_rate, hop_s, max_clip_s, max_duration_s,
+             featurise: bool) -> _Prepared:
     audio = decode(source, config.sample_rate, source_rate=sample_rate, max_duration_s=max_duration_s)
     y, sr = audio.samples, config.sample_rate
     if audio.duration_s <= max_clip_s:
-        speech = has_speech(y, sr)
-        if speech:
+        if has_speech(y, sr):
             start, end = speech_bounds(y, config)
-            spans = [(start / sr, end / sr, True)]
-            feats = clip_features(y, config)[None]
+            spans, chunks = [(start / sr, end / sr, True)], [y]
         else:
-            spans, feats = [(0.0, audio.duration_s, False)], None
+            spans, chunks = [(0.0, audio.duration_s, False)], []
     else:
-        spans, mats = [], []
+        spans, chunks = [], []
         for w in split_windows(y, config, hop_s=hop_s):
             speech = has_speech(w.samples, sr)
             spans.append((w.start_s, w.end_s, speech))
             if speech:
-                mats.append(clip_features(w.samples, config))
-        feats = np.stack(mats) if mats else None
-    if feats is None:
-        feats = np.zeros((0, config.n_frames, config.n_features), np.float32)
-    return _Prepared(audio.duration_s, spans, feats)
+                chunks.append(w.samples)
+    # Each window is placed exactly as training clips were (silence trimmed, speech centred).
+    if featurise:
+        shape = (0, config.n_frames, config.n_features)
+        inputs = np.stack([clip_features(c, config) for c in chunks]) if chunks else np.zeros(shape, np.float32)
+    else:
+        shape = (0, config.window_samples)
+        inputs = np.stack([fit_window(c, config) for c in chunks]) if chunks else np.zeros(shape, np.float32)
+    return _Prepared(audio.duration_s, spans, inputs)
 
 
 def _prepare_job(args):
-    source, config_json, hop_s, max_clip_s, max_duration_s = args
     from threadpoolctl import threadpool_limits
 
+    source, config_json, *rest = args
     with threadpool_limits(1):
         try:
-            return _prepare(source, FeatureConfig.from_json(config_json), None, hop_s, max_clip_s,
-                            max_duration_s)
+            return _prepare(source, FeatureConfig.from_json(config_json), None, *rest)
         except AudioError as exc:
             return exc
 
@@ -131,6 +145,13 @@ class EmotionRecognizer:
         self._session = ort.InferenceSession(
             str(bundle.onnx_path), options, providers=["CPUExecutionProvider"]
         )
+        self._featurise = bundle.frontend == "handcrafted"
+        self._encoder = None
+        if not self._featurise:
+            from .encoders import EncoderConfig, WhisperEncoder
+
+            enc = bundle.config.get("encoder", {})
+            self._encoder = WhisperEncoder(EncoderConfig(**enc), threads=options.intra_op_num_threads)
 
     @classmethod
     def load(cls, path: str | Path | None = None, threads: int | None = None) -> "EmotionRecognizer":
@@ -142,7 +163,7 @@ class EmotionRecognizer:
         return self.feature_config.window_s
 
     def probabilities(self, features: np.ndarray, batch_size: int = 64) -> np.ndarray:
-        """Calibrated probabilities for a batch of feature matrices (n, frames, features)."""
+        """Calibrated probabilities for a batch of model inputs (the bundle's input shape)."""
         out = []
         for start in range(0, len(features), batch_size):
             x = ((features[start : start + batch_size] - self._mean) / self._std).astype(np.float32)
@@ -152,7 +173,13 @@ class EmotionRecognizer:
             out.append(e / e.sum(axis=1, keepdims=True))
         return np.concatenate(out) if out else np.zeros((0, len(self.labels)), np.float32)
 
-    def _finish(self, prep: _Prepared, probs: np.ndarray, path: str | None) -> Prediction:
+    def _model_inputs(self, prep: _Prepared) -> np.ndarray:
+        if self._featurise or not len(prep.inputs):
+            return prep.inputs
+        return self._encoder.embed(prep.inputs)
+
+    def _finish(self, prep: _Prepared, path: str | None) -> Prediction:
+        probs = self.probabilities(self._model_inputs(prep))
         segments, k = [], 0
         for start, end, speech in prep.spans:
             if speech:
@@ -187,9 +214,9 @@ class EmotionRecognizer:
         if isinstance(source, np.ndarray) and sample_rate is None:
             raise TypeError("sample_rate is required when predicting on an array")
         prep = _prepare(source, self.feature_config, sample_rate, self._hop(hop_s),
-                        self._max_clip(max_clip_s), max_duration_s)
+                        self._max_clip(max_clip_s), max_duration_s, self._featurise)
         path = str(source) if isinstance(source, (str, os.PathLike)) else None
-        return self._finish(prep, self.probabilities(prep.features), path)
+        return self._finish(prep, path)
 
     def predict_many(
         self,
@@ -210,7 +237,7 @@ class EmotionRecognizer:
 
         workers = workers or min(os.cpu_count() or 1, 4)
         jobs = [(s, self.feature_config.to_json(), self._hop(hop_s), self._max_clip(max_clip_s),
-                 max_duration_s) for s in sources]
+                 max_duration_s, self._featurise) for s in sources]
         bar = tqdm(total=len(jobs), unit="file", disable=not progress, leave=False)
         if workers > 1 and len(jobs) >= 8:
             pool = ProcessPoolExecutor(max_workers=workers)
@@ -224,7 +251,7 @@ class EmotionRecognizer:
                 if isinstance(prep, AudioError):
                     yield prep
                 else:
-                    yield self._finish(prep, self.probabilities(prep.features), path)
+                    yield self._finish(prep, path)
         finally:
             bar.close()
             if pool is not None:

@@ -25,8 +25,12 @@ LABEL_INDEX = {label: i for i, label in enumerate(EMOTIONS)}
 @dataclass
 class TrainConfig:
     arch: dict = field(default_factory=lambda: {"name": "conv_attention"})
+    # "handcrafted": frames x 233 features; "whisper-base": pooled Whisper encoder states.
+    frontend: str = "handcrafted"
     learning_rate: float = 1e-3
     batch_size: int = 128
+    weight_decay: float = 1e-4  # AdamW, decoupled
+    label_smoothing: float = 0.1  # keeps the validation loss from rewarding over-confidence
     max_epochs: int = 30
     patience: int = 6
     seed: int = 0
@@ -188,7 +192,8 @@ def fit(
     torch.set_num_threads(config.threads)
     rng = np.random.default_rng(config.seed)
     model = build_model(config.arch, x_train.shape[-1], len(EMOTIONS))
-    optimiser = torch.optim.Adam(model.parameters(), lr=config.learning_rate)
+    optimiser = torch.optim.AdamW(model.parameters(), lr=config.learning_rate,
+                                  weight_decay=config.weight_decay)
     weights = torch.from_numpy(class_weights(y_train))
     history: dict[str, list[float]] = {"loss": [], "accuracy": [], "val_loss": [], "val_accuracy": []}
     best_loss, best_state, best_epoch, stale = float("inf"), None, 0, 0
@@ -199,12 +204,12 @@ def fit(
         total, correct, seen = 0.0, 0, 0
         for idx in _batches(len(x_train), config.batch_size, rng):
             xb = x_train[idx]
-            if config.mask_features:
+            if config.mask_features and xb.ndim == 3:
                 xb = mask_features(xb, rng)
             xb_t, yb = torch.from_numpy(xb), torch.from_numpy(y_train[idx])
             optimiser.zero_grad()
             logits = model(xb_t)
-            loss = F.cross_entropy(logits, yb, weight=weights)
+            loss = F.cross_entropy(logits, yb, weight=weights, label_smoothing=config.label_smoothing)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), 5.0)
             optimiser.step()
@@ -285,23 +290,46 @@ def load_records(data: Sequence[str | Path]) -> tuple[list[Record], dict]:
     return result.records, dict(result.skipped)
 
 
-def _prepare(records, feature_config, cache_dir, workers, progress):
-    from .extraction import extract, failure_summary
+FRONTENDS = ("handcrafted", "whisper-base")
 
-    ex = extract(records, feature_config, cache_dir=cache_dir, workers=workers, progress=progress)
+
+def _extract(records, feature_config, frontend, cache_dir, workers, progress, variant=None, desc="features"):
+    if frontend == "handcrafted":
+        from .extraction import extract
+
+        return extract(records, feature_config, cache_dir=cache_dir, workers=workers,
+                       progress=progress, variant=variant, desc=desc)
+    if frontend == "whisper-base":
+        from .encoders import extract_embeddings
+
+        return extract_embeddings(records, feature_config, cache_dir=cache_dir, variant=variant,
+                                  progress=progress)
+    raise ValueError(f"unknown frontend {frontend!r}; choose from {', '.join(FRONTENDS)}")
+
+
+def _encoder_config(frontend: str) -> dict | None:
+    if frontend == "handcrafted":
+        return None
+    from .encoders import EncoderConfig
+
+    return EncoderConfig().to_dict()
+
+
+def _prepare(records, feature_config, cache_dir, workers, progress, frontend="handcrafted"):
+    from .extraction import failure_summary
+
+    ex = _extract(records, feature_config, frontend, cache_dir, workers, progress)
     if ex.failures and progress:
         print(failure_summary(ex.failures))
     return ex
 
 
-def _augmented(records, idx, copies, feature_config, cache_dir, workers, progress):
+def _augmented(records, idx, copies, feature_config, cache_dir, workers, progress, frontend):
     """Waveform-augmented copies of the training clips (cached like clean features)."""
-    from .extraction import extract
-
     xs, ys = [], []
     for k in range(1, copies + 1):
-        ex = extract([records[i] for i in idx], feature_config, cache_dir=cache_dir,
-                     workers=workers, progress=progress, variant=f"aug{k}", desc=f"augment {k}")
+        ex = _extract([records[i] for i in idx], feature_config, frontend, cache_dir, workers,
+                      progress, variant=f"aug{k}", desc=f"augment {k}")
         xs.append(ex.features)
         ys.append(labels_of(ex.records))
     return xs, ys
@@ -326,7 +354,7 @@ def run_experiment(
     x_train, y_train = features[split.train], y[split.train]
     if config.augment_copies:
         xs, ys = _augmented(records, split.train, config.augment_copies, feature_config,
-                            cache_dir, workers, progress)
+                            cache_dir, workers, progress, config.frontend)
         x_train = np.concatenate([x_train, *xs])
         y_train = np.concatenate([y_train, *ys])
     scaler = Scaler.fit(x_train)
@@ -374,7 +402,7 @@ def train_pipeline(
     feature_config = feature_config or FeatureConfig()
     out_dir = Path(out_dir)
     records, skipped = load_records(data)
-    ex = _prepare(records, feature_config, cache_dir, workers, progress)
+    ex = _prepare(records, feature_config, cache_dir, workers, progress, config.frontend)
     records = ex.records
     if protocol == "speaker":
         split = speaker_split(records, test_fraction=0.15 if test_fraction is None else test_fraction,
@@ -403,11 +431,13 @@ def train_pipeline(
     }
     data_summary = {**summarise(records), "skipped": skipped,
                     "unusable_clips": [[r.path.rsplit("/", 1)[-1], why] for r, why in ex.failures]}
-    card = model_card(arch, data_summary, metrics, training, res["temperature"])
+    card = model_card(arch, data_summary, metrics, training, res["temperature"], config.frontend)
     info = save_bundle(
         res["model"], out_dir / "bundle", feature_config=feature_config,
         scaler=res["scaler"].to_dict(), arch=arch, temperature=res["temperature"],
         metrics=_compact_metrics(metrics), data=data_summary, training=training, card=card,
+        frontend=config.frontend, input_shape=list(ex.features.shape[1:]),
+        encoder=_encoder_config(config.frontend),
     )
     summary = {"bundle": str(info.root), "metrics": _compact_metrics(metrics), "training": training}
     (out_dir / "summary.json").write_text(json.dumps(summary, indent=2))
@@ -432,7 +462,10 @@ def _compact_metrics(metrics: dict) -> dict:
     return out
 
 
-def model_card(arch: dict, data: dict, metrics: dict, training: dict, temperature: float) -> str:
+def model_card(
+    arch: dict, data: dict, metrics: dict, training: dict, temperature: float,
+    frontend: str = "handcrafted",
+) -> str:
     from .evaluate import summary_table
 
     corpora = ", ".join(f"{c} ({v['files']} clips, {v['speakers']} speakers)"
@@ -441,8 +474,12 @@ def model_card(arch: dict, data: dict, metrics: dict, training: dict, temperatur
         "# Model card: ser emotion model", "",
         f"Architecture: `{arch['name']}` — {json.dumps(arch)}; "
         f"{training['parameters']:,} parameters.",
-        "Input: 3-s windows at 16 kHz, 151 frames x 233 features (MFCC, delta, chroma, log-mel, "
-        "spectral contrast, tonnetz), standardised with the scaler in config.json.",
+        ("Input: 3-s windows at 16 kHz, 151 frames x 233 features (MFCC, delta, chroma, log-mel, "
+         "spectral contrast, tonnetz), standardised with the scaler in config.json."
+         if frontend == "handcrafted" else
+         "Input: 3-s windows at 16 kHz through the Whisper-base encoder (OpenAI, MIT licence; "
+         "int8, CTranslate2), its 150 x 512 final-layer states pooled to mean and standard "
+         "deviation (1,024 numbers), standardised with the scaler in config.json."),
         "Output: probabilities over angry, calm, disgust, fear, happy, neutral, sad, surprise "
         f"(softmax with calibrated temperature {temperature:.3f}).", "",
         "## Training data", "", f"{data['files']} clips: {corpora}.",
@@ -499,7 +536,7 @@ def cross_validate(
     if folds < 2:
         raise ValueError("at least 2 folds are needed")
     records, _ = load_records(data)
-    ex = _prepare(records, feature_config, cache_dir, workers, progress)
+    ex = _prepare(records, feature_config, cache_dir, workers, progress, config.frontend)
     records = ex.records
     test_folds = speaker_folds(records, folds, seed=config.seed)
     per_fold = []

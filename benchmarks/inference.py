@@ -1,0 +1,113 @@
+"""Inference speed and memory: the whole path (decode -> features -> model) for 3-s clips.
+
+    python benchmarks/inference.py [--model DIR] [--clips 500] [--repeats 50]
+
+Prints: warm single-clip latency (p50, p95) on ONNX Runtime vs the same model in PyTorch
+(one thread each); batch throughput over real corpus clips with 2 workers, as clips/s and
+real-time factor (compute time / audio duration); and the peak RSS of `ser predict` on them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+from threadpoolctl import threadpool_limits
+
+from ser.audio import load_audio
+from ser.bundle import read_bundle
+from ser.datasets import scan
+from ser.features import clip_features
+from ser.inference import EmotionRecognizer
+
+CORPORA = Path(__file__).resolve().parents[1].parent / "shared" / "corpora"
+
+
+def percentiles(times):
+    a = np.array(times) * 1000
+    return np.percentile(a, 50), np.percentile(a, 95)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--model", default=None)
+    parser.add_argument("--clips", type=int, default=500)
+    parser.add_argument("--repeats", type=int, default=50)
+    args = parser.parse_args()
+
+    info = read_bundle(args.model)
+    records = scan(CORPORA).records
+    picks = records[:: max(1, len(records) // args.clips)][: args.clips]
+    # A 3-s clip as a WAV file in memory: the latency covers decoding too.
+    y = load_audio(picks[0].path, 16_000)[:48_000]
+    buf = io.BytesIO()
+    sf.write(buf, np.pad(y, (0, max(0, 48_000 - len(y)))), 16_000, format="WAV")
+    wav = buf.getvalue()
+
+    rec = EmotionRecognizer.load(args.model, threads=1)
+    import torch
+
+    from ser.bundle import load_torch_model
+
+    torch.set_num_threads(1)
+    model = load_torch_model(info)
+    mean, std = rec._mean, rec._std
+
+    def torch_path():
+        x = clip_features(load_audio(wav, 16_000), rec.feature_config)[None]
+        with torch.no_grad():
+            model(torch.from_numpy(((x - mean) / std).astype(np.float32)))
+
+    rows = []
+    with threadpool_limits(1):
+        for name, fn in (("ONNX Runtime", lambda: rec.predict(wav)), ("PyTorch", torch_path)):
+            for _ in range(5):
+                fn()
+            times = []
+            for _ in range(args.repeats):
+                t = time.perf_counter()
+                fn()
+                times.append(time.perf_counter() - t)
+            rows.append((name, *percentiles(times)))
+    print(f"Warm latency, one 3-s WAV clip, whole path (decode, features, model), one thread, "
+          f"model {info.config['arch']['name']}")
+    print("| runtime | p50 ms | p95 ms |\n|---|---|---|")
+    for name, p50, p95 in rows:
+        print(f"| {name} | {p50:.1f} | {p95:.1f} |")
+
+    paths = [r.path for r in picks]
+    audio_s = sum(sf.info(p).duration for p in paths)
+    rec2 = EmotionRecognizer.load(args.model, threads=1)
+    t = time.perf_counter()
+    results = list(rec2.predict_many(paths, workers=2))
+    elapsed = time.perf_counter() - t
+    ok = sum(not isinstance(r, Exception) for r in results)
+    print(f"\nBatch: {len(paths)} corpus clips ({audio_s:.0f} s of audio), 2 workers: "
+          f"{len(paths) / elapsed:.1f} clips/s, real-time factor {elapsed / audio_s:.4f} "
+          f"({ok} ok)")
+
+    with tempfile.TemporaryDirectory() as tmp:
+        listing = Path(tmp) / "out.jsonl"
+        cmd = [str(Path(sys.executable).with_name("ser")), "predict", *paths[:200],
+               "--format", "jsonl", "--output", str(listing)]
+        if args.model:
+            cmd += ["--model", args.model]
+        t = time.perf_counter()
+        subprocess.run(cmd, check=False, stderr=subprocess.DEVNULL)
+        wall = time.perf_counter() - t
+    peak_kb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    print(f"`ser predict` on 200 clips: {wall:.1f} s wall, peak RSS of the largest process "
+          f"{peak_kb / 1024:.0f} MB")
+
+
+if __name__ == "__main__":
+    main()

