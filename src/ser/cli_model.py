@@ -164,6 +164,16 @@ def cmd_tune(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_serve(args: argparse.Namespace) -> int:
+    from .api import ServerConfig, serve
+
+    serve(args.host, args.port, ServerConfig(
+        model=str(args.model) if args.model else None, max_upload_mb=args.max_upload_mb,
+        max_duration_s=args.max_duration, timeout_s=args.timeout,
+        max_concurrency=args.max_concurrency))
+    return 0
+
+
 def _add_training_args(p: argparse.ArgumentParser) -> None:
     from .model import ARCHITECTURES
     from .train import FRONTENDS
@@ -201,6 +211,16 @@ def add_commands(sub) -> None:
     p.add_argument("--max-duration", type=float, default=3600.0, help="longest input (s)")
     p.add_argument("--workers", type=int, default=None)
     p.set_defaults(func=cmd_predict)
+
+    p = sub.add_parser("serve", help="serve the HTTP API (FastAPI + uvicorn)")
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=8000)
+    p.add_argument("--model", type=Path, default=None, help="model bundle folder")
+    p.add_argument("--max-upload-mb", type=float, default=25.0)
+    p.add_argument("--max-duration", type=float, default=600.0, help="longest audio (s)")
+    p.add_argument("--timeout", type=float, default=60.0, help="per-request limit (s)")
+    p.add_argument("--max-concurrency", type=int, default=2, help="concurrent analyses")
+    p.set_defaults(func=cmd_serve)
 
     p = sub.add_parser("train", help="train a model and write a bundle")
     _add_training_args(p)
