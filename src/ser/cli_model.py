@@ -174,6 +174,22 @@ def cmd_serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_app(args: argparse.Namespace) -> int:
+    import os
+    import subprocess
+    from importlib.resources import files
+
+    app_file = str(files("ser") / "app.py")
+    env = dict(os.environ, SER_APP_MAX_UPLOAD_MB=str(args.max_upload_mb))
+    if args.model:
+        env["SER_MODEL"] = str(args.model)
+    cmd = [sys.executable, "-m", "streamlit", "run", app_file,
+           "--server.address", args.host, "--server.port", str(args.port),
+           "--server.maxUploadSize", str(int(max(1, args.max_upload_mb))),
+           "--server.headless", "true", "--browser.gatherUsageStats", "false"]
+    return subprocess.call(cmd, env=env)
+
+
 def _add_training_args(p: argparse.ArgumentParser) -> None:
     from .model import ARCHITECTURES
     from .train import FRONTENDS
@@ -221,6 +237,13 @@ def add_commands(sub) -> None:
     p.add_argument("--timeout", type=float, default=60.0, help="per-request limit (s)")
     p.add_argument("--max-concurrency", type=int, default=2, help="concurrent analyses")
     p.set_defaults(func=cmd_serve)
+
+    p = sub.add_parser("app", help="start the Streamlit web app")
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=8501)
+    p.add_argument("--model", type=Path, default=None, help="model bundle folder")
+    p.add_argument("--max-upload-mb", type=float, default=25.0)
+    p.set_defaults(func=cmd_app)
 
     p = sub.add_parser("train", help="train a model and write a bundle")
     _add_training_args(p)

@@ -159,6 +159,15 @@ def features_from_waveform(y: np.ndarray, config: FeatureConfig) -> np.ndarray:
     return np.ascontiguousarray(matrix.T, dtype=np.float32)
 
 
+def log_mel_spectrogram(y: np.ndarray, config: FeatureConfig) -> np.ndarray:
+    """The log-mel block of the features (n_mels, frames) in dB, for display."""
+    import librosa
+
+    mel_fb, _, _ = _filter_banks(config)
+    power = _stft_magnitude(np.ascontiguousarray(y, dtype=np.float32), config) ** 2
+    return librosa.power_to_db(mel_fb @ power, ref=1.0, top_db=None)
+
+
 def speech_bounds(y: np.ndarray, config: FeatureConfig) -> tuple[int, int]:
     """Sample range of the non-silent part (relative to the clip's peak); whole clip if none."""
     import librosa

@@ -1,0 +1,172 @@
+"""Streamlit web app: ``ser app`` (or ``streamlit run src/ser/app.py``).
+
+Upload a file or record from the microphone; see the emotion with its confidence, all eight
+probabilities, the waveform, the mel spectrogram and, for long recordings, a timeline.
+The page calls :mod:`ser.inference` and :mod:`ser.audio`; it computes nothing itself.
+"""
+
+from __future__ import annotations
+
+import os
+from importlib.resources import files
+
+import numpy as np
+import streamlit as st
+
+from ser import EMOTIONS
+from ser.audio import AudioError, decode
+from ser.features import log_mel_spectrogram
+from ser.inference import NO_SPEECH, EmotionRecognizer
+
+MAX_UPLOAD_MB = float(os.environ.get("SER_APP_MAX_UPLOAD_MB", "25"))
+MAX_DURATION_S = float(os.environ.get("SER_APP_MAX_DURATION_S", "300"))
+UPLOAD_TYPES = ["wav", "mp3", "ogg", "flac", "m4a", "webm", "opus", "mp4"]
+EMOJI = {"angry": "😠", "calm": "😌", "disgust": "🤢", "fear": "😨", "happy": "😊",
+         "neutral": "😐", "sad": "😢", "surprise": "😲", NO_SPEECH: "🔇"}
+
+
+@st.cache_resource(show_spinner="Loading the model…")
+def load_recognizer(path: str | None) -> EmotionRecognizer:
+    """Loaded once per server process, shared by every session."""
+    return EmotionRecognizer.load(path)
+
+
+def model_panel(rec: EmotionRecognizer) -> None:
+    cfg = rec.bundle.config
+    metrics = cfg.get("metrics", {})
+    st.sidebar.header("Model")
+    st.sidebar.markdown(
+        f"**{cfg['arch']['name']}** ({rec.bundle.frontend} front end)  \n"
+        f"Classes: {', '.join(cfg['labels'])}"
+    )
+    data = cfg.get("data", {})
+    if data.get("corpora"):
+        st.sidebar.markdown("**Training data:** " + ", ".join(
+            f"{c} ({v['files']} clips, {v['speakers']} speakers)" for c, v in data["corpora"].items()))
+    test = metrics.get("test", {}).get("overall")
+    if test:
+        protocol = metrics.get("protocol", "?")
+        st.sidebar.markdown(
+            f"**Measured on held-out data** ({'unseen speakers' if protocol == 'speaker' else protocol}"
+            f" split, seed {metrics.get('seed')}): accuracy {100 * test['wa']:.1f}%, "
+            f"unweighted accuracy {100 * test['ua']:.1f}%, {test['n']} clips."
+        )
+    st.sidebar.caption(
+        "Limits: trained on acted English and Italian speech; expect lower accuracy on "
+        "spontaneous, noisy or other-language speech. A confidence is the model's estimate, "
+        "not a fact about a person — do not use it to make decisions about people. "
+        "Non-commercial use only (training data licences)."
+    )
+
+
+def probability_chart(probabilities: dict[str, float]):
+    import plotly.graph_objects as go
+
+    labels = list(EMOTIONS)
+    values = [100 * probabilities[k] for k in labels]
+    fig = go.Figure(go.Bar(x=values, y=[f"{EMOJI[k]} {k}" for k in labels], orientation="h",
+                           text=[f"{v:.1f}%" for v in values], textposition="auto"))
+    fig.update_layout(title="Emotion probabilities", xaxis_title="probability (%)",
+                      xaxis_range=[0, 100], height=320, margin=dict(l=10, r=10, t=40, b=10))
+    return fig
+
+
+def waveform_chart(samples: np.ndarray, sr: int):
+    import plotly.graph_objects as go
+
+    step = max(1, len(samples) // 4000)  # enough points for the eye, few for the browser
+    t = np.arange(0, len(samples), step) / sr
+    fig = go.Figure(go.Scattergl(x=t, y=samples[::step], mode="lines", line=dict(width=1)))
+    fig.update_layout(title="Waveform", xaxis_title="time (s)", yaxis_title="amplitude",
+                      height=250, margin=dict(l=10, r=10, t=40, b=10))
+    return fig
+
+
+def spectrogram_chart(samples: np.ndarray, rec: EmotionRecognizer):
+    import plotly.graph_objects as go
+
+    config = rec.feature_config
+    mel = log_mel_spectrogram(samples, config)
+    t = np.arange(mel.shape[1]) * config.hop_length / config.sample_rate
+    fig = go.Figure(go.Heatmap(z=mel, x=t, colorscale="Magma", colorbar=dict(title="dB")))
+    fig.update_layout(title="Mel spectrogram", xaxis_title="time (s)", yaxis_title="mel band",
+                      height=300, margin=dict(l=10, r=10, t=40, b=10))
+    return fig
+
+
+def timeline_chart(segments):
+    import plotly.graph_objects as go
+
+    fig = go.Figure()
+    for s in segments:
+        fig.add_trace(go.Bar(
+            x=[s.end_s - s.start_s], base=[s.start_s], y=[s.emotion], orientation="h",
+            marker_color="lightgray" if s.emotion == NO_SPEECH else None,
+            hovertext=f"{s.start_s:.1f}–{s.end_s:.1f} s: {s.emotion} ({100 * s.confidence:.0f}%)",
+            showlegend=False))
+    fig.update_layout(title="Emotion over time (windows; grey = no speech)",
+                      xaxis_title="time (s)", height=300, barmode="overlay",
+                      yaxis=dict(categoryorder="array", categoryarray=[NO_SPEECH, *EMOTIONS]),
+                      margin=dict(l=10, r=10, t=40, b=10))
+    return fig
+
+
+def analyse(data: bytes, name: str, rec: EmotionRecognizer) -> None:
+    """Decode once, predict, and draw everything; bad input becomes a message, not a crash."""
+    if len(data) > MAX_UPLOAD_MB * 1024 * 1024:
+        st.error(f"{name}: the file is larger than the limit of {MAX_UPLOAD_MB:g} MB.")
+        return
+    try:
+        audio = decode(data, rec.feature_config.sample_rate, max_duration_s=MAX_DURATION_S)
+    except AudioError as exc:
+        st.error(f"Cannot analyse {name}: {str(exc).replace('<bytes>: ', '')}")
+        return
+    with st.spinner("Analysing…"):
+        result = rec.predict(audio.samples, sample_rate=audio.sample_rate)
+    if result.emotion == NO_SPEECH:
+        st.warning(f"No speech found in {name} ({result.duration_s:.1f} s): nothing to analyse.")
+    else:
+        col1, col2 = st.columns(2)
+        col1.metric("Emotion", f"{EMOJI[result.emotion]} {result.emotion}")
+        col2.metric("Confidence", f"{100 * result.confidence:.1f}%")
+        st.plotly_chart(probability_chart(result.probabilities), use_container_width=True)
+    if len(result.segments) > 1:
+        st.plotly_chart(timeline_chart(result.segments), use_container_width=True)
+    st.plotly_chart(waveform_chart(audio.samples, audio.sample_rate), use_container_width=True)
+    st.plotly_chart(spectrogram_chart(audio.samples, rec), use_container_width=True)
+
+
+def main() -> None:
+    st.set_page_config(page_title="ser — speech emotion recognition", page_icon="🎙️")
+    st.title("🎙️ Speech emotion recognition")
+    st.write("Upload speech or record it; the model tells which of eight emotions it carries.")
+    try:
+        rec = load_recognizer(os.environ.get("SER_MODEL") or None)
+    except Exception as exc:  # a broken bundle should say so on the page
+        st.error(f"The model could not be loaded: {exc}")
+        return
+    model_panel(rec)
+    upload_tab, record_tab, example_tab = st.tabs(["Upload a file", "Record", "Example"])
+    with upload_tab:
+        upload = st.file_uploader("Audio file", type=UPLOAD_TYPES,
+                                  help=f"WAV, MP3, OGG, FLAC, M4A… up to {MAX_UPLOAD_MB:g} MB")
+        if upload is not None:
+            data = upload.getvalue()
+            st.audio(data)
+            analyse(data, upload.name, rec)
+    with record_tab:
+        recording = st.audio_input("Record from the microphone")
+        if recording is not None:
+            analyse(recording.getvalue(), "the recording", rec)
+    with example_tab:
+        examples = sorted(p.name for p in files("ser").joinpath("examples").iterdir()
+                          if p.name.endswith(".wav"))
+        choice = st.selectbox("Bundled example (synthetic speech)", examples)
+        if st.button("Analyse the example"):
+            data = files("ser").joinpath("examples", choice).read_bytes()
+            st.audio(data)
+            analyse(data, choice, rec)
+
+
+if __name__ == "__main__":
+    main()

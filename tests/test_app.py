@@ -1,0 +1,49 @@
+"""Streamlit page logic with AppTest (the browser test is in test_app_browser.py)."""
+from __future__ import annotations
+
+from importlib.resources import files
+
+import pytest
+
+pytest.importorskip("streamlit")
+from streamlit.testing.v1 import AppTest  # noqa: E402
+
+APP = str(files("ser") / "app.py")
+
+
+@pytest.fixture
+def app(tiny_bundle, monkeypatch):
+    monkeypatch.setenv("SER_MODEL", str(tiny_bundle[1]))
+    at = AppTest.from_file(APP, default_timeout=60)
+    at.run()
+    assert not at.exception
+    return at
+
+
+def test_page_shows_model_panel_and_inputs(app):
+    assert "Speech emotion recognition" in app.title[0].value
+    sidebar = " ".join(m.value for m in app.sidebar.markdown)
+    assert "conv_attention" in sidebar and "angry" in sidebar
+    assert "Non-commercial" in " ".join(c.value for c in app.sidebar.caption)
+    assert [t.label for t in app.tabs] == ["Upload a file", "Record", "Example"]
+
+
+def test_example_analysis_shows_result_and_charts(app):
+    app.selectbox[0].select("long_example.wav")
+    app.button[0].click()
+    app.run()
+    assert not app.exception
+    labels = [m.label for m in app.metric]
+    assert labels == ["Emotion", "Confidence"]
+    assert app.metric[1].value.endswith("%")
+    charts = app.get("plotly_chart")
+    # probabilities, timeline (the long example has several windows), waveform, spectrogram
+    assert len(charts) == 4
+
+
+def test_bad_model_path_is_reported_on_the_page(monkeypatch, tmp_path):
+    monkeypatch.setenv("SER_MODEL", str(tmp_path / "missing"))
+    at = AppTest.from_file(APP, default_timeout=60)
+    at.run()
+    assert not at.exception
+    assert "could not be loaded" in at.error[0].value
