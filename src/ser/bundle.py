@@ -32,8 +32,13 @@ class BundleError(ValueError):
 
 
 def default_bundle_path() -> Path:
-    """The model shipped inside the package."""
+    """The model shipped inside the package (Whisper-base encoder + classifier)."""
     return Path(str(files("ser") / "models" / "default"))
+
+
+def light_bundle_path() -> Path:
+    """The shipped model that needs no encoder package (hand-made features)."""
+    return Path(str(files("ser") / "models" / "handcrafted"))
 
 
 def sha256_file(path: Path) -> str:

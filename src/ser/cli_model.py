@@ -186,7 +186,8 @@ def cmd_app(args: argparse.Namespace) -> int:
     cmd = [sys.executable, "-m", "streamlit", "run", app_file,
            "--server.address", args.host, "--server.port", str(args.port),
            "--server.maxUploadSize", str(int(max(1, args.max_upload_mb))),
-           "--server.headless", "true", "--browser.gatherUsageStats", "false"]
+           "--server.headless", "true", "--browser.gatherUsageStats", "false",
+           "--client.toolbarMode", "viewer"]
     return subprocess.call(cmd, env=env)
 
 

@@ -240,11 +240,23 @@ def split_windows(y: np.ndarray, config: FeatureConfig, hop_s: float | None = No
 SILENCE_DBFS = -60.0
 
 
-def has_speech(y: np.ndarray, sample_rate: int, threshold_dbfs: float = SILENCE_DBFS) -> bool:
-    """Energy gate: True when any 25 ms frame is louder than ``threshold_dbfs``."""
+#: A window needs at least this much sound to be analysed: a click or the tail of a word is not
+#: enough to judge an emotion, and the model would still answer with confidence.
+MIN_SPEECH_S = 0.25
+
+
+def has_speech(
+    y: np.ndarray,
+    sample_rate: int,
+    threshold_dbfs: float = SILENCE_DBFS,
+    min_speech_s: float = MIN_SPEECH_S,
+) -> bool:
+    """Energy gate: True when at least ``min_speech_s`` of 25-ms frames are louder than
+    ``threshold_dbfs``."""
     frame = max(1, int(0.025 * sample_rate))
     if y.size < frame:
         return False
     n = y.size // frame
     rms = np.sqrt(np.mean(y[: n * frame].reshape(n, frame).astype(np.float64) ** 2, axis=1))
-    return bool(20 * np.log10(rms.max() + 1e-12) > threshold_dbfs)
+    loud = int((20 * np.log10(rms + 1e-12) > threshold_dbfs).sum())
+    return loud * frame >= min(min_speech_s * sample_rate, n * frame)

