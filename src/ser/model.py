@@ -100,10 +100,13 @@ class EmbeddingMLP(nn.Module):
 
     def __init__(self, n_features, n_classes, input_dropout, dense_units, dense_dropout):
         super().__init__()
-        self.net = nn.Sequential(
-            nn.Dropout(input_dropout), nn.Linear(n_features, dense_units), nn.ReLU(),
-            nn.Dropout(dense_dropout), nn.Linear(dense_units, n_classes),
-        )
+        if dense_units:
+            self.net = nn.Sequential(
+                nn.Dropout(input_dropout), nn.Linear(n_features, dense_units), nn.ReLU(),
+                nn.Dropout(dense_dropout), nn.Linear(dense_units, n_classes),
+            )
+        else:  # dense_units=0: a linear (multinomial logistic) classifier
+            self.net = nn.Sequential(nn.Dropout(input_dropout), nn.Linear(n_features, n_classes))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # x: (batch, features)
         return self.net(x)

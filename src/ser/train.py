@@ -390,8 +390,12 @@ def train_pipeline(
     workers: int | None = None,
     progress: bool = True,
     time_budget_s: float | None = None,
+    cv_report: str | Path | None = None,
 ) -> dict:
-    """``ser train``: corpora in, a model bundle plus history, curves and reports out."""
+    """``ser train``: corpora in, a model bundle plus history, curves and reports out.
+
+    ``cv_report`` (a ``cv.json`` from ``ser cv`` with the same settings) is attached to the
+    bundle's metrics and card: the way to report a model trained on every speaker."""
     from .bundle import save_bundle
     from .datasets import summarise
     from .evaluate import summary_table, write_report
@@ -419,6 +423,10 @@ def train_pipeline(
     save_history(res["history"], out_dir)
     split_info = split.describe(records)
     metrics = {"protocol": protocol, "seed": config.seed, "validation": res["val"]}
+    if cv_report:
+        cv = json.loads(Path(cv_report).read_text())
+        metrics["cross_validation"] = {"folds": len(cv["folds"]), "summary": cv["summary"],
+                                       "table": cv["table"], "seed": cv["config"]["seed"]}
     if "test" in res:
         metrics["test"] = res["test"]
         metrics["test_uncalibrated_ece"] = res["test_uncalibrated"]["overall"]["ece"]
@@ -456,6 +464,8 @@ def _compact_metrics(metrics: dict) -> dict:
         }
     out = {"protocol": metrics["protocol"], "seed": metrics["seed"],
            "validation": pick(metrics["validation"])}
+    if "cross_validation" in metrics:
+        out["cross_validation"] = metrics["cross_validation"]
     if "test" in metrics:
         out["test"] = pick(metrics["test"])
         out["test_uncalibrated_ece"] = metrics["test_uncalibrated_ece"]
@@ -497,6 +507,11 @@ def model_card(
         f"Early stopping on validation loss: best epoch {training['best_epoch']} of "
         f"{training['epochs_run']}; {training['train_seconds']} s on CPU.", "",
     ]
+    if "cross_validation" in metrics:
+        cv = metrics["cross_validation"]
+        lines += ["## Results: cross-validation grouped by speaker", "",
+                  "Same settings as this model, each fold's speakers unseen in its training "
+                  "(mean ± std over folds):", "", cv["table"], ""]
     if "test" in metrics:
         lines += ["## Results on held-out test data", "", summary_table(metrics["test"]), "",
                   f"Expected calibration error on test: {metrics['test_uncalibrated_ece']:.3f} before "

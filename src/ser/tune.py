@@ -12,8 +12,20 @@ from typing import Sequence
 import numpy as np
 
 
-def suggest(trial) -> tuple[dict, dict]:
+def suggest(trial, frontend: str = "handcrafted") -> tuple[dict, dict]:
     """(arch, optimiser params) for one trial."""
+    if frontend != "handcrafted":  # pooled encoder vectors: a linear or one-hidden-layer head
+        arch = {
+            "name": "embedding_mlp",
+            "input_dropout": trial.suggest_float("input_dropout", 0.0, 0.5),
+            "dense_units": trial.suggest_categorical("dense_units", [0, 128, 256, 512]),
+            "dense_dropout": trial.suggest_float("dense_dropout", 0.2, 0.6),
+        }
+        return arch, {
+            "learning_rate": trial.suggest_float("learning_rate", 1e-4, 3e-3, log=True),
+            "batch_size": trial.suggest_categorical("batch_size", [64, 128, 256]),
+            "weight_decay": trial.suggest_float("weight_decay", 1e-5, 1e-1, log=True),
+        }
     name = trial.suggest_categorical("arch", ["reference_lstm", "conv_attention"])
     if name == "reference_lstm":
         arch = {
@@ -51,18 +63,18 @@ def tune(
     workers: int | None = None,
     progress: bool = True,
     feature_config=None,
+    frontend: str = "handcrafted",
 ) -> dict:
     import optuna
 
-    from .extraction import extract
     from .features import FeatureConfig
-    from .train import Scaler, TrainConfig, fit, labels_of, load_records, speaker_split
+    from .train import Scaler, TrainConfig, _extract, fit, labels_of, load_records, speaker_split
 
     feature_config = feature_config or FeatureConfig()
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     records, _ = load_records(data)
-    ex = extract(records, feature_config, cache_dir=cache_dir, workers=workers, progress=progress)
+    ex = _extract(records, feature_config, frontend, cache_dir, workers, progress)
     records, y = ex.records, labels_of(ex.records)
     # Test speakers are set aside and never scored; the search sees train and validation only.
     split = speaker_split(records, val_fraction=0.15, test_fraction=0.15, seed=seed)
@@ -71,8 +83,9 @@ def tune(
     x_val, y_val = scaler.transform(ex.features[split.val]), y[split.val]
 
     def objective(trial) -> float:
-        arch, opt = suggest(trial)
-        config = TrainConfig(arch=arch, max_epochs=epochs, patience=4, seed=seed, **opt)
+        arch, opt = suggest(trial, frontend)
+        config = TrainConfig(arch=arch, max_epochs=epochs, patience=4, seed=seed,
+                             frontend=frontend, **opt)
         result = fit(x_train, y_train, x_val, y_val, config, progress=False)
         best = result.best_epoch - 1
         trial.set_user_attr("val_accuracy", result.history["val_accuracy"][best])
@@ -81,9 +94,9 @@ def tune(
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     study = optuna.create_study(direction="minimize", sampler=optuna.samplers.TPESampler(seed=seed))
     study.optimize(objective, n_trials=trials, timeout=timeout_s, show_progress_bar=progress)
-    arch, opt = suggest(optuna.trial.FixedTrial(study.best_params))
+    arch, opt = suggest(optuna.trial.FixedTrial(study.best_params), frontend)
     best = {
-        "arch": arch, **opt,
+        "arch": arch, **opt, "frontend": frontend,
         "val_loss": float(study.best_value),
         "val_accuracy": float(study.best_trial.user_attrs["val_accuracy"]),
         "trials": len(study.trials), "seed": seed,

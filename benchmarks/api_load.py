@@ -1,0 +1,145 @@
+"""Load test of `ser serve` on loopback: requests/s, latency percentiles and errors for 3-s
+clips at 1, 4 and 16 concurrent clients, and the server's memory over a soak run.
+
+    python benchmarks/api_load.py [--seconds 20] [--max-requests 400] [--soak 120] [--model DIR]
+
+Traffic goes only to 127.0.0.1; every loop is bounded in requests and time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import socket
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+
+from ser.audio import load_audio
+from ser.datasets import scan
+
+CORPORA = Path(__file__).resolve().parents[1].parent / "shared" / "corpora"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def clips(n: int) -> list[bytes]:
+    records = scan(CORPORA).records
+    out = []
+    for r in records[:: max(1, len(records) // n)][:n]:
+        y = load_audio(r.path, 16_000)[:48_000]
+        buf = io.BytesIO()
+        sf.write(buf, np.pad(y, (0, 48_000 - len(y))), 16_000, format="WAV")
+        out.append(buf.getvalue())
+    return out
+
+
+def drive(url: str, bodies: list[bytes], clients: int, seconds: float, max_requests: int):
+    latencies, errors, lock = [], [0], threading.Lock()
+    count = [0]
+    stop = time.perf_counter() + seconds
+
+    def worker(k: int):
+        i = k
+        while time.perf_counter() < stop:
+            with lock:
+                if count[0] >= max_requests:
+                    return
+                count[0] += 1
+            req = urllib.request.Request(f"{url}/v1/predict", data=bodies[i % len(bodies)],
+                                         headers={"content-type": "audio/wav"})
+            t = time.perf_counter()
+            try:
+                with urllib.request.urlopen(req, timeout=60) as resp:
+                    resp.read()
+                    ok = resp.status == 200
+            except Exception:
+                ok = False
+            with lock:
+                latencies.append(time.perf_counter() - t)
+                errors[0] += not ok
+            i += clients
+
+    started = time.perf_counter()
+    threads = [threading.Thread(target=worker, args=(k,)) for k in range(clients)]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join()
+    elapsed = time.perf_counter() - started
+    lat = np.array(latencies) * 1000
+    return len(lat) / elapsed, np.percentile(lat, [50, 95, 99]), errors[0], len(lat)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--seconds", type=float, default=20.0)
+    parser.add_argument("--max-requests", type=int, default=400)
+    parser.add_argument("--soak", type=float, default=120.0, help="memory soak (s); 0 skips")
+    parser.add_argument("--model", default=None)
+    args = parser.parse_args()
+
+    port = free_port()
+    cmd = [str(Path(sys.executable).with_name("ser")), "serve", "--port", str(port),
+           "--max-concurrency", "2"]
+    if args.model:
+        cmd += ["--model", args.model]
+    server = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(120):
+            try:
+                urllib.request.urlopen(f"{url}/v1/health", timeout=1)
+                break
+            except OSError:
+                time.sleep(0.5)
+        bodies = clips(50)
+        drive(url, bodies, 2, 5, 20)  # warm up
+        print(f"`ser serve` on loopback, 3-s WAV clips, server at --max-concurrency 2 "
+              f"(RSS after warm-up {rss_mb(server.pid):.0f} MB)")
+        print("| clients | requests | req/s | p50 ms | p95 ms | p99 ms | errors |")
+        print("|---|---|---|---|---|---|---|")
+        for clients in (1, 4, 16):
+            rps, (p50, p95, p99), errors, n = drive(url, bodies, clients, args.seconds, args.max_requests)
+            print(f"| {clients} | {n} | {rps:.1f} | {p50:.0f} | {p95:.0f} | {p99:.0f} | {errors} |")
+        if args.soak:
+            start_rss = rss_mb(server.pid)
+            samples = []
+            done = threading.Event()
+
+            def sample():
+                while not done.wait(5):
+                    samples.append(rss_mb(server.pid))
+
+            th = threading.Thread(target=sample)
+            th.start()
+            rps, _, errors, n = drive(url, bodies, 4, args.soak, 10**6)
+            done.set()
+            th.join()
+            print(f"\nSoak: {args.soak:.0f} s at 4 clients, {n} requests, {errors} errors; server RSS "
+                  f"{start_rss:.0f} MB at start, {max(samples or [start_rss]):.0f} MB peak, "
+                  f"{rss_mb(server.pid):.0f} MB at end")
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+
+
+if __name__ == "__main__":
+    main()
