@@ -497,7 +497,10 @@ def model_card(
         f"({', '.join(n for n, _ in data['unusable_clips'][:5])}).", "",
         "## Protocol", "",
         f"Split: `{metrics['protocol']}` (seed {metrics['seed']}). "
-        + ("Whole speakers are held out: no test voice was heard in training or validation."
+        + ("Every speaker is used for training except the validation speakers; the accuracy "
+           "below comes from cross-validation with the same settings."
+           if metrics["protocol"] == "speaker" and not training["split"]["test"]["speakers"] else
+           "Whole speakers are held out: no test voice was heard in training or validation."
            if metrics["protocol"] == "speaker" else
            "Random stratified file-level split: the same voices appear in train and test, "
            "which inflates accuracy; reported for comparison with the reference only."),
@@ -578,10 +581,19 @@ def cross_validate(
             key: {"mean": float(np.mean([v[key] for v in vals])), "std": float(np.std([v[key] for v in vals]))}
             for key in ("wa", "ua", "macro_f1")
         }
+    ece_after = [f["test"]["overall"]["ece"] for f in per_fold]
+    ece_before = [f["test_uncalibrated_ece"] for f in per_fold]
+    summary["calibration"] = {"ece_before": {"mean": float(np.mean(ece_before)), "std": float(np.std(ece_before))},
+                              "ece_after": {"mean": float(np.mean(ece_after)), "std": float(np.std(ece_after))}}
     lines = [f"{folds}-fold cross-validation grouped by speaker (seed {config.seed}, "
              f"arch {config.arch['name']})", "| data | WA | UA | macro-F1 |", "|---|---|---|---|"]
     for group, s in summary.items():
+        if group == "calibration":
+            continue
         lines.append("| " + group + " | " + " | ".join(
             f"{100 * s[k]['mean']:.1f} ± {100 * s[k]['std']:.1f}%" for k in ("wa", "ua", "macro_f1")) + " |")
+    lines.append(f"\nExpected calibration error on the test folds: {np.mean(ece_before):.3f} before "
+                 f"temperature scaling, {np.mean(ece_after):.3f} after (temperature fitted on "
+                 "each fold's validation speakers).")
     return {"folds": per_fold, "summary": summary, "table": "\n".join(lines),
             "config": config.to_dict(), "feature_config": feature_config.to_dict()}
