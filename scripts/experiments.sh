@@ -16,3 +16,7 @@ run anchor_start --anchor start
 run augment1 --augment 1
 run random --protocol random
 run reference_lstm --arch reference_lstm --time-budget 1500
+# The Whisper-base MLP head that was shipped before the logistic head (tuned with Optuna):
+#   ser tune "$DATA" --frontend whisper-base --out runs/tune_whisper --trials 40 --epochs 60
+#   ser cv "$DATA" --frontend whisper-base --params runs/tune_whisper/best_params.json --epochs 60 --folds 5 --out runs/cv_default
+#   ser train "$DATA" --frontend whisper-base --params runs/tune_whisper/best_params.json --epochs 60 --augment 1 --out runs/whisper_aug1

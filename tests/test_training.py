@@ -140,3 +140,23 @@ def test_onnx_matches_pytorch_on_other_batch_sizes(tiny_bundle):
         with torch.no_grad():
             expected = model(torch.from_numpy(x)).numpy()
         np.testing.assert_allclose(session.run(None, {"features": x})[0], expected, atol=1e-4)
+
+
+def test_logistic_head_on_pooled_vectors():
+    import torch
+
+    from ser.train import TrainConfig, fit
+
+    rng = np.random.default_rng(0)
+    centres = rng.normal(0, 3, (3, 16))
+    y = np.repeat([0, 4, 6], 60)  # three of the eight classes present
+    x = (centres[np.searchsorted([0, 4, 6], y)] + rng.normal(0, 1, (180, 16))).astype(np.float32)
+    config = TrainConfig(arch={"name": "embedding_mlp"}, optimizer="logistic", l2_c=1.0)
+    result = fit(x[::2], y[::2], x[1::2], y[1::2], config, progress=False)
+    with torch.no_grad():
+        probs = torch.softmax(result.model(torch.from_numpy(x[1::2])), 1).numpy()
+    assert (probs.argmax(1) == y[1::2]).mean() > 0.95
+    assert probs[:, [1, 2, 3, 5, 7]].max() < 1e-6  # classes never seen get no probability
+    assert result.history["val_accuracy"][0] > 0.95
+    with pytest.raises(ValueError, match="embedding_mlp"):
+        fit(x[:, None, :], y, x[:, None, :], y, TrainConfig(optimizer="logistic"), progress=False)

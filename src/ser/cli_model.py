@@ -87,7 +87,9 @@ def _train_config(args: argparse.Namespace):
     if args.frontend != "handcrafted" and args.arch != "embedding_mlp":
         arch = {"name": "embedding_mlp"}  # the only architecture that takes pooled vectors
     common = dict(seed=args.seed, max_epochs=args.epochs, augment_copies=args.augment,
-                  frontend=args.frontend)
+                  frontend=args.frontend, optimizer=args.optimizer, l2_c=args.l2_c)
+    if args.optimizer == "logistic":
+        arch.update(dense_units=0, input_dropout=0.0)
     if args.params:
         params = json.loads(Path(args.params).read_text())
         arch.update(params.get("arch", {}))
@@ -209,6 +211,9 @@ def _add_training_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--lr", type=float, default=1e-3)
     p.add_argument("--batch-size", type=int, default=128)
     p.add_argument("--augment", type=int, default=0, help="waveform-augmented copies per clip")
+    p.add_argument("--optimizer", choices=("adamw", "logistic"), default="adamw",
+                   help="'logistic': a linear head on pooled encoder vectors solved by L-BFGS")
+    p.add_argument("--l2-c", type=float, default=0.01, help="inverse L2 strength for 'logistic'")
     p.add_argument("--anchor", choices=("speech", "start"), default="speech",
                    help="window placement: centred speech (default) or the first 3 s")
     p.add_argument("--seed", type=int, default=0)
