@@ -41,6 +41,16 @@ def test_example_analysis_shows_result_and_charts(app):
     assert len(charts) == 4
 
 
+def test_shipped_model_panel_reports_cross_validation(monkeypatch):
+    monkeypatch.delenv("SER_MODEL", raising=False)
+    at = AppTest.from_file(APP, default_timeout=120)
+    at.run()
+    assert not at.exception
+    sidebar = " ".join(m.value for m in at.sidebar.markdown)
+    assert "whisper-base" in sidebar
+    assert "5-fold cross-validation grouped by speaker" in sidebar and "ravdess" in sidebar
+
+
 def test_bad_model_path_is_reported_on_the_page(monkeypatch, tmp_path):
     monkeypatch.setenv("SER_MODEL", str(tmp_path / "missing"))
     at = AppTest.from_file(APP, default_timeout=60)

@@ -43,8 +43,20 @@ def model_panel(rec: EmotionRecognizer) -> None:
     if data.get("corpora"):
         st.sidebar.markdown("**Training data:** " + ", ".join(
             f"{c} ({v['files']} clips, {v['speakers']} speakers)" for c, v in data["corpora"].items()))
+    cv = metrics.get("cross_validation")
     test = metrics.get("test", {}).get("overall")
-    if test:
+    if cv:
+        overall = cv["summary"]["overall"]
+        per_corpus = ", ".join(
+            f"{c} {100 * v['wa']['mean']:.0f}%" for c, v in cv["summary"].items()
+            if c not in ("overall", "calibration"))
+        st.sidebar.markdown(
+            f"**Measured on unseen speakers** ({cv['folds']}-fold cross-validation grouped by "
+            f"speaker, seed {cv['seed']}): accuracy {100 * overall['wa']['mean']:.1f}% "
+            f"± {100 * overall['wa']['std']:.1f}, unweighted accuracy "
+            f"{100 * overall['ua']['mean']:.1f}%; per corpus {per_corpus}."
+        )
+    elif test:
         protocol = metrics.get("protocol", "?")
         st.sidebar.markdown(
             f"**Measured on held-out data** ({'unseen speakers' if protocol == 'speaker' else protocol}"
