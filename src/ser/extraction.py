@@ -8,7 +8,6 @@ Entries are plain ``.npy`` arrays (loaded with ``allow_pickle=False``).
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
@@ -149,6 +148,3 @@ def failure_summary(failures: Sequence[tuple[Record, str]]) -> str:
         lines.append(f"  ... and {len(failures) - 20} more")
     return "\n".join(lines)
 
-
-def records_fingerprint(records: Sequence[Record]) -> str:
-    return hashlib.sha256(json.dumps([r.path for r in records]).encode()).hexdigest()[:16]

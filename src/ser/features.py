@@ -103,7 +103,7 @@ class FeatureConfig:
 
 
 @lru_cache(maxsize=8)
-def _filter_banks(config: FeatureConfig) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _filter_banks(config: FeatureConfig) -> tuple[np.ndarray, np.ndarray]:
     import librosa
 
     mel = librosa.filters.mel(
@@ -116,8 +116,7 @@ def _filter_banks(config: FeatureConfig) -> tuple[np.ndarray, np.ndarray, np.nda
     chroma = librosa.filters.chroma(sr=config.sample_rate, n_fft=config.n_fft, tuning=0.0).astype(
         np.float32
     )
-    window = np.hanning(config.n_fft + 1)[:-1].astype(np.float32)  # periodic Hann, as librosa
-    return mel, chroma, window
+    return mel, chroma
 
 
 def _stft_magnitude(y: np.ndarray, config: FeatureConfig) -> np.ndarray:
@@ -137,7 +136,7 @@ def features_from_waveform(y: np.ndarray, config: FeatureConfig) -> np.ndarray:
     import librosa
 
     y = np.ascontiguousarray(y, dtype=np.float32)
-    mel_fb, chroma_fb, _ = _filter_banks(config)
+    mel_fb, chroma_fb = _filter_banks(config)
     magnitude = _stft_magnitude(y, config)
     power = magnitude**2
 
@@ -163,7 +162,7 @@ def log_mel_spectrogram(y: np.ndarray, config: FeatureConfig) -> np.ndarray:
     """The log-mel block of the features (n_mels, frames) in dB, for display."""
     import librosa
 
-    mel_fb, _, _ = _filter_banks(config)
+    mel_fb, _ = _filter_banks(config)
     power = _stft_magnitude(np.ascontiguousarray(y, dtype=np.float32), config) ** 2
     return librosa.power_to_db(mel_fb @ power, ref=1.0, top_db=None)
 
