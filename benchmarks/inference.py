@@ -92,12 +92,17 @@ def main() -> None:
     for r in picks[:40]:
         parts += [load_audio(r.path, 16_000), np.zeros(8_000, np.float32)]
     long = np.concatenate(parts)[: 60 * 16_000]
-    rec.predict(long[:16_000 * 5], sample_rate=16_000)
-    t = time.perf_counter()
-    result = rec.predict(long, sample_rate=16_000)
-    elapsed = time.perf_counter() - t
-    print(f"\nLong recording: {len(long) / 16_000:.0f} s, {len(result.segments)} windows, one "
-          f"thread: {elapsed:.2f} s, real-time factor {elapsed / (len(long) / 16_000):.4f}")
+    print()
+    for threads, hop in ((1, None), (2, None), (2, 3.0)):
+        r = rec if threads == 1 else EmotionRecognizer.load(args.model, threads=threads)
+        with threadpool_limits(threads):
+            r.predict(long[:16_000 * 5], sample_rate=16_000)
+            t = time.perf_counter()
+            result = r.predict(long, sample_rate=16_000, hop_s=hop)
+            elapsed = time.perf_counter() - t
+        print(f"Long recording: {len(long) / 16_000:.0f} s, hop {r._hop(hop):.1f} s, "
+              f"{len(result.segments)} windows, {threads} thread(s): {elapsed:.2f} s, "
+              f"real-time factor {elapsed / (len(long) / 16_000):.4f}")
 
     paths = [r.path for r in picks]
     audio_s = sum(sf.info(p).duration for p in paths)
