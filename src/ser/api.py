@@ -149,16 +149,12 @@ def create_app(config: ServerConfig | None = None, recognizer=None):
         try:
             result = await asyncio.wait_for(asyncio.shield(work), timeout=config.timeout_s)
         except AudioError as exc:
-            raise BadInput(422, _clean(exc)) from None
+            raise BadInput(422, str(exc)) from None
         except asyncio.TimeoutError:
             raise BadInput(503, f"analysis took longer than {config.timeout_s:g} s") from None
         return {**result.to_dict(), "path": name}
 
     return app
-
-
-def _clean(exc: Exception) -> str:
-    return str(exc).replace("<bytes>: ", "")
 
 
 def serve(host: str = "127.0.0.1", port: int = 8000, config: ServerConfig | None = None) -> None:

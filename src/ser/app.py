@@ -131,7 +131,7 @@ def analyse(data: bytes, name: str, rec: EmotionRecognizer) -> None:
     try:
         audio = decode(data, rec.feature_config.sample_rate, max_duration_s=MAX_DURATION_S)
     except AudioError as exc:
-        st.error(f"Cannot analyse {name}: {str(exc).replace('<bytes>: ', '')}")
+        st.error(f"Cannot analyse {name}: {exc}")
         return
     with st.spinner("Analysing…"):
         result = rec.predict(audio.samples, sample_rate=audio.sample_rate)

@@ -65,10 +65,15 @@ class DecodedAudio:
         return len(self.samples) / self.sample_rate
 
 
+def _where(name: str) -> str:
+    """Error-message prefix: the file's name, or nothing for in-memory bytes."""
+    return f"{name}: " if name else ""
+
+
 def _read_bytes(source: AudioSource) -> tuple[bytes, str]:
-    """Return the raw bytes and a display name for error messages."""
+    """Return the raw bytes and a display name for error messages ("" for bytes)."""
     if isinstance(source, (bytes, bytearray, memoryview)):
-        return bytes(source), "<bytes>"
+        return bytes(source), ""
     if isinstance(source, (str, os.PathLike)):
         path = Path(source)
         if not path.exists():
@@ -83,7 +88,7 @@ def _read_bytes(source: AudioSource) -> tuple[bytes, str]:
         data = source.read()
         if isinstance(data, str):
             raise NotAudioError("file object is in text mode; open audio files with 'rb'")
-        return bytes(data), getattr(source, "name", "<file object>")
+        return bytes(data), str(getattr(source, "name", ""))
     raise TypeError(f"cannot read audio from {type(source).__name__}")
 
 
@@ -97,7 +102,7 @@ def _decode_soundfile(
             # Refuse over-long input from the header, before decoding it all.
             if max_duration_s is not None and f.frames > max_duration_s * f.samplerate > 0:
                 raise AudioTooLongError(
-                    f"{name}: audio lasts {f.frames / f.samplerate:.1f} s, "
+                    f"{_where(name)}audio lasts {f.frames / f.samplerate:.1f} s, "
                     f"over the limit of {max_duration_s:.1f} s"
                 )
             audio = f.read(dtype="float32", always_2d=True)
@@ -114,18 +119,18 @@ def _decode_pyav(data: bytes, name: str, max_duration_s: float | None) -> tuple[
     try:
         container = av.open(io.BytesIO(data), mode="r", metadata_errors="ignore")
     except Exception:
-        raise NotAudioError(f"{name}: not a recognised audio file") from None
+        raise NotAudioError(f"{_where(name)}not a recognised audio file") from None
     try:
         streams = [s for s in container.streams if s.type == "audio"]
         if not streams:
-            raise NotAudioError(f"{name}: the file has no audio stream")
+            raise NotAudioError(f"{_where(name)}the file has no audio stream")
         stream = streams[0]
         try:
             rate = int(stream.codec_context.sample_rate or stream.rate or 0)
         except Exception:
             rate = 0
         if rate <= 0:
-            raise UnsupportedCodecError(f"{name}: audio stream has no sample rate")
+            raise UnsupportedCodecError(f"{_where(name)}audio stream has no sample rate")
         # FFmpeg does format conversion and the down-mix; resampling stays with soxr.
         resampler = av.AudioResampler(format="flt", layout="mono", rate=rate)
         chunks: list[np.ndarray] = []
@@ -139,7 +144,7 @@ def _decode_pyav(data: bytes, name: str, max_duration_s: float | None) -> tuple[
                     total += len(arr)
                 if limit is not None and total > limit:
                     raise AudioTooLongError(
-                        f"{name}: audio is longer than the limit of {max_duration_s:.1f} s"
+                        f"{_where(name)}audio is longer than the limit of {max_duration_s:.1f} s"
                     )
             for out in resampler.resample(None):
                 chunks.append(out.to_ndarray().reshape(-1))
@@ -149,11 +154,11 @@ def _decode_pyav(data: bytes, name: str, max_duration_s: float | None) -> tuple[
             if not chunks:
                 kind = type(exc).__name__
                 if "Decoder" in kind or "codec" in str(exc).lower():
-                    raise UnsupportedCodecError(f"{name}: audio codec cannot be decoded") from None
-                raise NotAudioError(f"{name}: audio data is corrupt or truncated") from None
+                    raise UnsupportedCodecError(f"{_where(name)}audio codec cannot be decoded") from None
+                raise NotAudioError(f"{_where(name)}audio data is corrupt or truncated") from None
             # Keep what decoded cleanly before a truncated tail, as players do.
         if not chunks:
-            raise EmptyAudioError(f"{name}: the file contains no audio samples")
+            raise EmptyAudioError(f"{_where(name)}the file contains no audio samples")
         return np.concatenate(chunks).astype(np.float32)[:, None], rate
     finally:
         container.close()
@@ -186,18 +191,18 @@ def check_samples(
 ) -> None:
     """Raise the matching :class:`AudioError` if the samples cannot be analysed."""
     if samples.size == 0:
-        raise EmptyAudioError(f"{name}: contains no audio samples")
+        raise EmptyAudioError(f"{_where(name)}contains no audio samples")
     if not np.all(np.isfinite(samples)):
-        raise NonFiniteAudioError(f"{name}: contains NaN or infinite samples")
+        raise NonFiniteAudioError(f"{_where(name)}contains NaN or infinite samples")
     duration = samples.size / sample_rate
     if min_duration_s is not None and duration < min_duration_s:
         raise AudioTooShortError(
-            f"{name}: {duration:.2f} s of audio is too short to analyse "
+            f"{_where(name)}{duration:.2f} s of audio is too short to analyse "
             f"(at least {min_duration_s:.2f} s needed)"
         )
     if max_duration_s is not None and duration > max_duration_s:
         raise AudioTooLongError(
-            f"{name}: audio lasts {duration:.1f} s, over the limit of {max_duration_s:.1f} s"
+            f"{_where(name)}audio lasts {duration:.1f} s, over the limit of {max_duration_s:.1f} s"
         )
 
 
@@ -245,7 +250,7 @@ def decode(
     else:
         data, name = _read_bytes(source)
         if not data:
-            raise EmptyAudioError(f"{name}: the file is empty")
+            raise EmptyAudioError(f"{_where(name)}the file is empty")
         decoded = _decode_soundfile(data, name, max_duration_s)
         if decoded is None:
             decoded = _decode_pyav(data, name, max_duration_s)

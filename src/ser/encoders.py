@@ -226,7 +226,7 @@ def extract_embeddings(
         try:
             y = load_audio(data, SAMPLE_RATE)
         except AudioError as exc:
-            results[i] = str(exc).replace("<bytes>: ", "")
+            results[i] = str(exc)
             continue
         if not has_speech(y, SAMPLE_RATE):
             results[i] = NO_SPEECH

@@ -73,7 +73,7 @@ def _extract_one(args: tuple[str, str, str | None, str | None]) -> tuple[str, np
     try:
         y = load_audio(data, config.sample_rate)
     except AudioError as exc:
-        return str(exc).replace("<bytes>: ", ""), None, False
+        return str(exc), None, False
     if not has_speech(y, config.sample_rate):
         result = None
     else:
