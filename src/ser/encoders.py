@@ -11,7 +11,6 @@ their mean and standard deviation (1,024 numbers), on which a small classifier i
 
 from __future__ import annotations
 
-import hashlib
 import os
 import shutil
 import threading
@@ -179,18 +178,15 @@ def extract_embeddings(
 
     from tqdm.auto import tqdm
 
-    from .audio import AudioError, load_audio
-    from .extraction import NO_SPEECH, Extraction, _cache_path, default_cache_dir
-    from .features import fit_window, has_speech
+    from .extraction import collect, read_clip, resolve_cache_dir, store
+    from .features import fit_window
 
-    cache = Path(cache_dir) if cache_dir not in (None, False) else (
-        default_cache_dir() if cache_dir is None else None)
+    cache = resolve_cache_dir(cache_dir)
     key = (json.dumps({"encoder": encoder_config.to_dict(), "window_s": feature_config.window_s,
                        "anchor": feature_config.anchor, "sr": SAMPLE_RATE,
                        "trim_top_db": feature_config.trim_top_db}, sort_keys=True), variant or "")
     encoder = None
-    results: list = [None] * len(records)
-    hits = 0
+    outcomes: list = [None] * len(records)
     pending: list[tuple[int, np.ndarray, Path | None]] = []
 
     def flush():
@@ -201,53 +197,18 @@ def extract_embeddings(
             encoder = WhisperEncoder(encoder_config)
         vectors = encoder.embed(np.stack([w for _, w, _ in pending]), batch_size=batch_size)
         for (i, _, target), vec in zip(pending, vectors):
-            results[i] = vec
-            if target is not None:
-                target.parent.mkdir(parents=True, exist_ok=True)
-                tmp = target.with_suffix(f".{os.getpid()}.tmp.npy")
-                np.save(tmp, vec)
-                os.replace(tmp, target)
+            outcomes[i] = ("ok", vec, False)
+            store(target, vec)
         pending.clear()
 
     for i, record in enumerate(tqdm(records, desc="embeddings", unit="clip", disable=not progress,
                                     leave=False)):
-        try:
-            data = Path(record.path).read_bytes()
-        except OSError as exc:
-            results[i] = f"cannot read file ({exc.strerror or exc})"
+        outcome, y, target = read_clip(record.path, SAMPLE_RATE, cache, key, variant)
+        if outcome is not None:
+            outcomes[i] = outcome
             continue
-        content_hash = hashlib.sha256(data).hexdigest()
-        target = _cache_path(cache, key, content_hash) if cache is not None else None
-        if target is not None and target.exists():
-            cached = np.load(target, allow_pickle=False)
-            results[i] = cached if cached.size else NO_SPEECH
-            hits += 1
-            continue
-        try:
-            y = load_audio(data, SAMPLE_RATE)
-        except AudioError as exc:
-            results[i] = str(exc)
-            continue
-        if not has_speech(y, SAMPLE_RATE):
-            results[i] = NO_SPEECH
-            if target is not None:
-                target.parent.mkdir(parents=True, exist_ok=True)
-                np.save(target, np.zeros(0, np.float32))
-            continue
-        if variant:
-            from .augment import augment_waveform
-
-            y = augment_waveform(y, SAMPLE_RATE, variant, seed_key=content_hash)
         pending.append((i, fit_window(y, feature_config), target))
         if len(pending) >= batch_size:
             flush()
     flush()
-    ok, ok_records, failures = [], [], []
-    for record, res in zip(records, results):
-        if isinstance(res, np.ndarray):
-            ok.append(res)
-            ok_records.append(record)
-        else:
-            failures.append((record, res))
-    feats = np.stack(ok).astype(np.float32) if ok else np.zeros((0, encoder_config.dim), np.float32)
-    return Extraction(feats, ok_records, failures, hits)
+    return collect(records, outcomes, (0, encoder_config.dim))

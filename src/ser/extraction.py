@@ -52,42 +52,93 @@ def _single_threaded() -> None:
     threadpool_limits(1)
 
 
-def _extract_one(args: tuple[str, str, str | None, str | None]) -> tuple[str, np.ndarray | None, bool]:
-    """Worker: returns (status, features, from_cache). status is "ok" or a reason."""
-    path, config_json, cache_dir, variant = args
-    config = FeatureConfig.from_json(config_json)
+Outcome = tuple[str, "np.ndarray | None", bool]  # (status "ok" or a reason, result, from cache)
+
+
+def resolve_cache_dir(cache_dir) -> Path | None:
+    """``None``: the default cache; ``False``: no cache; else that folder."""
+    if cache_dir is False:
+        return None
+    return default_cache_dir() if cache_dir is None else Path(cache_dir)
+
+
+def read_clip(
+    path: str, sample_rate: int, cache_dir: str | Path | None, key_parts: tuple[str, ...],
+    variant: str | None,
+) -> tuple[Outcome | None, np.ndarray | None, Path | None]:
+    """Everything before the front end, shared by features and encoder embeddings: read and
+    hash the file, look up the cache, decode, gate silence, augment.
+
+    Returns ``(outcome, samples, target)``: ``outcome`` when the clip is already settled (cache
+    hit, unreadable, not audio, no speech); otherwise ``samples`` to process and the cache
+    ``target`` to :func:`store` the result in.
+    """
     try:
         data = Path(path).read_bytes()
     except OSError as exc:
-        return f"cannot read file ({exc.strerror or exc})", None, False
+        return (f"cannot read file ({exc.strerror or exc})", None, False), None, None
     content_hash = hashlib.sha256(data).hexdigest()
     target = None
     if cache_dir is not None:
-        target = _cache_path(Path(cache_dir), (config.hash(), variant or ""), content_hash)
+        target = _cache_path(Path(cache_dir), key_parts, content_hash)
         if target.exists():
             try:
                 cached = np.load(target, allow_pickle=False)
-                return ("ok" if cached.size else NO_SPEECH), (cached if cached.size else None), True
+                outcome = ("ok", cached, True) if cached.size else (NO_SPEECH, None, True)
+                return outcome, None, None
             except (OSError, ValueError):
                 pass  # a damaged entry is recomputed
     try:
-        y = load_audio(data, config.sample_rate)
+        y = load_audio(data, sample_rate)
     except AudioError as exc:
-        return str(exc), None, False
-    if not has_speech(y, config.sample_rate):
-        result = None
-    else:
-        if variant:
-            from .augment import augment_waveform
+        return (str(exc), None, False), None, None
+    if not has_speech(y, sample_rate):
+        store(target, None)
+        return (NO_SPEECH, None, False), None, None
+    if variant:
+        from .augment import augment_waveform
 
-            y = augment_waveform(y, config.sample_rate, variant, seed_key=content_hash)
-        result = clip_features(y, config)
-    if target is not None:
-        target.parent.mkdir(parents=True, exist_ok=True)
-        tmp = target.with_suffix(f".{os.getpid()}.tmp.npy")
-        np.save(tmp, result if result is not None else np.zeros(0, np.float32))
-        os.replace(tmp, target)  # atomic: parallel runs never see half-written entries
-    return ("ok" if result is not None else NO_SPEECH), result, False
+        y = augment_waveform(y, sample_rate, variant, seed_key=content_hash)
+    return None, y, target
+
+
+def store(target: Path | None, result: np.ndarray | None) -> None:
+    """Cache a result (``None``: the clip has no speech). Atomic: parallel runs never see
+    half-written entries."""
+    if target is None:
+        return
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.with_suffix(f".{os.getpid()}.tmp.npy")
+    np.save(tmp, result if result is not None else np.zeros(0, np.float32))
+    os.replace(tmp, target)
+
+
+def collect(records: Sequence[Record], outcomes: Sequence[Outcome], empty_shape) -> Extraction:
+    """Stack the usable results in record order; the rest become failures with their reason."""
+    ok_features, ok_records, failures, hits = [], [], [], 0
+    for record, (status, result, hit) in zip(records, outcomes):
+        hits += hit
+        if result is not None:
+            ok_features.append(result)
+            ok_records.append(record)
+        else:
+            failures.append((record, status))
+    stacked = (np.stack(ok_features).astype(np.float32, copy=False) if ok_features
+               else np.zeros(empty_shape, np.float32))
+    return Extraction(stacked, ok_records, failures, hits)
+
+
+def _extract_one(args: tuple[str, str, str | None, str | None]) -> Outcome:
+    """Worker: the hand-made features of one clip."""
+    path, config_json, cache_dir, variant = args
+    config = FeatureConfig.from_json(config_json)
+    outcome, y, target = read_clip(path, config.sample_rate, cache_dir,
+                                   (config.hash(), variant or ""), variant)
+    if outcome is not None:
+        return outcome
+    result = clip_features(y, config)
+    store(target, result)
+    return "ok", result, False
 
 
 def extract(
@@ -107,11 +158,9 @@ def extract(
     """
     from tqdm.auto import tqdm
 
-    if cache_dir is None:
-        cache_dir = default_cache_dir()
-    cache = str(cache_dir) if cache_dir is not False else None
+    cache = resolve_cache_dir(cache_dir)
     workers = workers or min(os.cpu_count() or 1, 8)
-    jobs = [(r.path, config.to_json(), cache, variant) for r in records]
+    jobs = [(r.path, config.to_json(), cache and str(cache), variant) for r in records]
     bar = tqdm(total=len(jobs), desc=desc, unit="clip", disable=not progress, leave=False)
     outputs = []
     if workers == 1 or len(jobs) < 32:
@@ -125,17 +174,7 @@ def extract(
                 outputs.append(out)
                 bar.update()
     bar.close()
-    ok_features, ok_records, failures, hits = [], [], [], 0
-    for record, (status, feats, hit) in zip(records, outputs):
-        hits += hit
-        if feats is not None:
-            ok_features.append(feats)
-            ok_records.append(record)
-        else:
-            failures.append((record, status))
-    shape = (0, config.n_frames, config.n_features)
-    stacked = np.stack(ok_features) if ok_features else np.zeros(shape, np.float32)
-    return Extraction(stacked, ok_records, failures, hits)
+    return collect(records, outputs, (0, config.n_frames, config.n_features))
 
 
 def failure_summary(failures: Sequence[tuple[Record, str]]) -> str:

@@ -9,7 +9,6 @@ import json
 from pathlib import Path
 from typing import Sequence
 
-import numpy as np
 
 
 def suggest(trial, frontend: str = "handcrafted") -> tuple[dict, dict]:
