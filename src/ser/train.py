@@ -333,7 +333,9 @@ def load_records(data: Sequence[str | Path]) -> tuple[list[Record], dict]:
 FRONTENDS = ("handcrafted", "whisper-base")
 
 
-def _extract(records, feature_config, frontend, cache_dir, workers, progress, variant=None, desc="features"):
+def extract_inputs(records, feature_config, frontend, cache_dir, workers, progress, variant=None,
+                   desc="features"):
+    """Model inputs of records for a front end: frame features or pooled encoder vectors."""
     if frontend == "handcrafted":
         from .extraction import extract
 
@@ -358,7 +360,7 @@ def _encoder_config(frontend: str) -> dict | None:
 def _prepare(records, feature_config, cache_dir, workers, progress, frontend="handcrafted"):
     from .extraction import failure_summary
 
-    ex = _extract(records, feature_config, frontend, cache_dir, workers, progress)
+    ex = extract_inputs(records, feature_config, frontend, cache_dir, workers, progress)
     if ex.failures and progress:
         print(failure_summary(ex.failures))
     return ex
@@ -368,7 +370,7 @@ def _augmented(records, idx, copies, feature_config, cache_dir, workers, progres
     """Waveform-augmented copies of the training clips (cached like clean features)."""
     xs, ys = [], []
     for k in range(1, copies + 1):
-        ex = _extract([records[i] for i in idx], feature_config, frontend, cache_dir, workers,
+        ex = extract_inputs([records[i] for i in idx], feature_config, frontend, cache_dir, workers,
                       progress, variant=f"aug{k}", desc=f"augment {k}")
         xs.append(ex.features)
         ys.append(labels_of(ex.records))

@@ -67,13 +67,13 @@ def tune(
     import optuna
 
     from .features import FeatureConfig
-    from .train import Scaler, TrainConfig, _extract, fit, labels_of, load_records, speaker_split
+    from .train import Scaler, TrainConfig, extract_inputs, fit, labels_of, load_records, speaker_split
 
     feature_config = feature_config or FeatureConfig()
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     records, _ = load_records(data)
-    ex = _extract(records, feature_config, frontend, cache_dir, workers, progress)
+    ex = extract_inputs(records, feature_config, frontend, cache_dir, workers, progress)
     records, y = ex.records, labels_of(ex.records)
     # Test speakers are set aside and never scored; the search sees train and validation only.
     split = speaker_split(records, val_fraction=0.15, test_fraction=0.15, seed=seed)
