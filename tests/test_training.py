@@ -160,3 +160,60 @@ def test_logistic_head_on_pooled_vectors():
     assert result.history["val_accuracy"][0] > 0.95
     with pytest.raises(ValueError, match="embedding_mlp"):
         fit(x[:, None, :], y, x[:, None, :], y, TrainConfig(optimizer="logistic"), progress=False)
+
+
+def _sequence_task(n: int = 96, frames: int = 12, feats: int = 6):
+    """Frame sequences whose class is written in the mean of one feature: learnable in epochs."""
+    rng = np.random.default_rng(0)
+    y = np.repeat(np.arange(4), n // 4)
+    x = rng.normal(0, 1, (n, frames, feats)).astype(np.float32)
+    x[:, :, 0] += 2.5 * y[:, None]
+    return x, y
+
+
+def test_reference_lstm_learns_and_resumes_exactly(tmp_path):
+    """A run stopped after 5 epochs and resumed to 12 ends with the same weights and history as
+    a run of 12 epochs straight through (checkpoints hold weights, optimiser and random state)."""
+    from ser.train import TrainConfig, fit
+
+    x, y = _sequence_task()
+    arch = {"name": "reference_lstm", "units": [16, 16, 8], "dense_units": 16,
+            "lstm_dropout": 0.1, "dense_dropout": 0.1}
+
+    def config(epochs):
+        return TrainConfig(arch=arch, max_epochs=epochs, patience=50, batch_size=16, threads=1,
+                           optimizer="adam", label_smoothing=0.0, device="cpu", seed=3,
+                           learning_rate=3e-2, mask_features=False)
+
+    straight = fit(x[::2], y[::2], x[1::2], y[1::2], config(12), progress=False)
+    fit(x[::2], y[::2], x[1::2], y[1::2], config(5), progress=False, checkpoint_dir=tmp_path)
+    resumed = fit(x[::2], y[::2], x[1::2], y[1::2], config(12), progress=False,
+                  checkpoint_dir=tmp_path, resume=True)
+    assert len(resumed.history["loss"]) == 12
+    np.testing.assert_allclose(resumed.history["val_loss"], straight.history["val_loss"], rtol=1e-5)
+    for (name, a), b in zip(straight.model.state_dict().items(), resumed.model.state_dict().values()):
+        np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-5, atol=1e-6, err_msg=name)
+    assert max(straight.history["val_accuracy"]) > 0.6  # four classes: chance is 0.25
+    with pytest.raises(ValueError, match="other settings"):
+        fit(x[::2], y[::2], x[1::2], y[1::2], TrainConfig(**{**config(12).to_dict(), "seed": 4}),
+            progress=False, checkpoint_dir=tmp_path, resume=True)
+
+
+def test_speaker_folds_refuse_more_folds_than_speakers(tiny_corpus):
+    records, _ = load_records([tiny_corpus])  # 4 speakers
+    with pytest.raises(ValueError, match="4 speakers"):
+        speaker_folds(records, 5)
+
+
+def test_feature_masks_are_bounded():
+    from ser.augment import mask_features
+
+    rng = np.random.default_rng(0)
+    x = np.ones((64, 30, 20), np.float32)
+    out = mask_features(x, rng, max_time=5, max_freq=4)
+    assert out.dtype == np.float32 and out.shape == x.shape
+    zero_frames = (out == 0).all(axis=2).sum(axis=1)  # whole frames masked per clip
+    zero_feats = (out == 0).all(axis=1).sum(axis=1)
+    assert zero_frames.max() <= 5 and zero_feats.max() <= 4
+    assert zero_frames.min() == 0 and zero_frames.max() > 0  # lengths drawn from 0..max
+    assert ((out == 0) | (out == 1)).all()

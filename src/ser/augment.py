@@ -46,17 +46,18 @@ def mask_features(
     max_freq: int = 16,
     n_masks: int = 1,
 ) -> np.ndarray:
-    """SpecAugment-style masks on standardised features (batch, frames, features): set to 0."""
-    x = x.copy()
+    """SpecAugment-style masks on standardised features (batch, frames, features): set to 0.
+
+    Each clip gets ``n_masks`` time spans of 0..max_time frames and feature bands of
+    0..max_freq features, drawn independently; vectorised, since it runs on every batch."""
     batch, frames, feats = x.shape
-    for i in range(batch):
-        for _ in range(n_masks):
-            t = int(rng.integers(0, max_time + 1))
-            if t:
-                t0 = int(rng.integers(0, max(1, frames - t)))
-                x[i, t0 : t0 + t, :] = 0.0
-            f = int(rng.integers(0, max_freq + 1))
-            if f:
-                f0 = int(rng.integers(0, max(1, feats - f)))
-                x[i, :, f0 : f0 + f] = 0.0
-    return x
+
+    def spans(width: int, size: int) -> np.ndarray:  # (batch, size) bool, True = masked
+        length = rng.integers(0, width + 1, size=(batch, n_masks))
+        start = np.floor(rng.random((batch, n_masks)) * np.maximum(1, size - length)).astype(int)
+        pos = np.arange(size)[None, None, :]
+        hit = (pos >= start[..., None]) & (pos < (start + length)[..., None])
+        return hit.any(axis=1)
+
+    keep = ~(spans(max_time, frames)[:, :, None] | spans(max_freq, feats)[:, None, :])
+    return x * keep

@@ -91,6 +91,22 @@ def _cmd_datasets_scan(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_datasets_extract(args: argparse.Namespace) -> int:
+    """Fill the feature cache for corpora before training (parallel, resumable by design)."""
+    from .extraction import failure_summary
+    from .features import FeatureConfig
+    from .train import extract_inputs, load_records
+
+    records, _ = load_records(args.data)
+    ex = extract_inputs(records, FeatureConfig(anchor=args.anchor), args.frontend, args.cache_dir,
+                        args.workers, not args.quiet)
+    if ex.failures:
+        print(failure_summary(ex.failures), file=sys.stderr)
+    print(f"{len(ex.records)} of {len(records)} clips ready ({args.frontend}, "
+          f"input {list(ex.features.shape[1:])}), {ex.cache_hits} from the cache")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="ser", description="Speech emotion recognition: eight emotions from speech."
@@ -113,6 +129,14 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--speakers", action="store_true", help="list files per speaker")
     q.add_argument("--json", action="store_true", help="print JSON")
     q.set_defaults(func=_cmd_datasets_scan)
+    q = dsub.add_parser("extract", help="compute and cache model inputs for corpora")
+    q.add_argument("data", nargs="+", type=Path, help="corpus folders or CSV files")
+    q.add_argument("--frontend", choices=("handcrafted", "whisper-base"), default="handcrafted")
+    q.add_argument("--anchor", choices=("speech", "start"), default="speech")
+    q.add_argument("--cache-dir", type=Path, default=None, help="feature cache folder")
+    q.add_argument("--workers", type=int, default=None, help="parallel worker processes")
+    q.add_argument("--quiet", action="store_true", help="no progress bars")
+    q.set_defaults(func=_cmd_datasets_extract)
 
     from . import cli_model
 

@@ -87,7 +87,9 @@ def _train_config(args: argparse.Namespace):
     if args.frontend != "handcrafted" and args.arch != "embedding_mlp":
         arch = {"name": "embedding_mlp"}  # the only architecture that takes pooled vectors
     common = dict(seed=args.seed, max_epochs=args.epochs, augment_copies=args.augment,
-                  frontend=args.frontend, optimizer=args.optimizer, l2_c=args.l2_c)
+                  frontend=args.frontend, optimizer=args.optimizer, l2_c=args.l2_c,
+                  patience=args.patience, label_smoothing=args.label_smoothing,
+                  mask_features=not args.no_mask, device=args.device, precision=args.precision)
     if args.optimizer == "logistic":
         arch.update(dense_units=0, input_dropout=0.0)
     if args.params:
@@ -114,7 +116,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         args.data, args.out, config=_train_config(args), feature_config=_feature_config(args),
         protocol=args.protocol, test_fraction=args.test_fraction, cache_dir=args.cache_dir,
         workers=args.workers, progress=not args.quiet, time_budget_s=args.time_budget,
-        cv_report=args.cv_report,
+        cv_report=args.cv_report, resume=args.resume,
     )
     print(f"bundle written to {summary['bundle']}")
     return 0
@@ -145,6 +147,24 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     return 0 if np.isfinite(rep["overall"]["loss"]) else 1
 
 
+def write_cv_outputs(result: dict, out: Path) -> None:
+    """cv.json, the test folds' confusion matrices summed (all and per corpus) and each fold's
+    training curves."""
+    from .evaluate import plot_confusion
+    from .train import save_history
+
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "cv.json").write_text(json.dumps(result, indent=2))
+    n = len(result["folds"])
+    plot_confusion(result["confusion"], out / "confusion_matrix.png", f"{n} test folds")
+    for corpus, matrix in result["confusion_per_corpus"].items():
+        plot_confusion(matrix, out / f"confusion_matrix_{corpus}.png", f"{corpus}, {n} test folds")
+    for k, history in enumerate(result["histories"], start=1):
+        if len(history["loss"]) > 1:
+            save_history({key: history[key] for key in ("loss", "accuracy", "val_loss", "val_accuracy")},
+                         out / f"fold{k}")
+
+
 def cmd_cv(args: argparse.Namespace) -> int:
     from .train import cross_validate
 
@@ -152,8 +172,7 @@ def cmd_cv(args: argparse.Namespace) -> int:
         args.data, args.folds, config=_train_config(args), feature_config=_feature_config(args),
         cache_dir=args.cache_dir, workers=args.workers, progress=not args.quiet,
     )
-    args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "cv.json").write_text(json.dumps(result, indent=2))
+    write_cv_outputs(result, args.out)
     print(result["table"])
     return 0
 
@@ -164,7 +183,9 @@ def cmd_tune(args: argparse.Namespace) -> int:
     best = tune(
         args.data, args.out, trials=args.trials, timeout_s=args.timeout, epochs=args.epochs,
         seed=args.seed, cache_dir=args.cache_dir, workers=args.workers, progress=not args.quiet,
-        feature_config=_feature_config(args), frontend=args.frontend,
+        feature_config=_feature_config(args), frontend=args.frontend, arch_name=args.arch,
+        device=args.device, recipe={"optimizer": args.optimizer, "label_smoothing": args.label_smoothing,
+                                    "mask_features": not args.no_mask, "precision": args.precision},
     )
     print(json.dumps(best, indent=2))
     return 0
@@ -212,8 +233,15 @@ def _add_training_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--lr", type=float, default=1e-3)
     p.add_argument("--batch-size", type=int, default=128)
     p.add_argument("--augment", type=int, default=0, help="waveform-augmented copies per clip")
-    p.add_argument("--optimizer", choices=("adamw", "logistic"), default="adamw",
-                   help="'logistic': a linear head on pooled encoder vectors solved by L-BFGS")
+    p.add_argument("--optimizer", choices=("adamw", "adam", "logistic"), default="adamw",
+                   help="'adam': the reference's plain Adam; 'logistic': a linear head on pooled "
+                        "encoder vectors solved by L-BFGS")
+    p.add_argument("--patience", type=int, default=6, help="early-stopping patience (epochs)")
+    p.add_argument("--label-smoothing", type=float, default=0.1)
+    p.add_argument("--no-mask", action="store_true", help="no time/feature masking in training")
+    p.add_argument("--device", default="auto", help="auto (CUDA if available), cpu or cuda")
+    p.add_argument("--precision", choices=("fp32", "bf16"), default="fp32",
+                   help="bf16: bfloat16 autocast, faster where the processor supports it")
     p.add_argument("--l2-c", type=float, default=0.01, help="inverse L2 strength for 'logistic'")
     p.add_argument("--anchor", choices=("speech", "start"), default="speech",
                    help="window placement: centred speech (default) or the first 3 s")
@@ -264,6 +292,8 @@ def add_commands(sub) -> None:
     p.add_argument("--protocol", choices=("speaker", "random"), default="speaker")
     p.add_argument("--test-fraction", type=float, default=None)
     p.add_argument("--time-budget", type=float, default=None, help="stop training after N s")
+    p.add_argument("--resume", action="store_true",
+                   help="continue from the last epoch's checkpoint in --out")
     p.add_argument("--cv-report", type=Path, default=None,
                    help="cv.json of `ser cv` with the same settings, reported in the model card")
     p.set_defaults(func=cmd_train)
@@ -289,5 +319,12 @@ def add_commands(sub) -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--anchor", choices=("speech", "start"), default="speech")
     p.add_argument("--frontend", choices=FRONTENDS, default="handcrafted")
+    p.add_argument("--arch", choices=("reference_lstm", "conv_attention"), default=None,
+                   help="search this architecture only (hand-made features)")
+    p.add_argument("--optimizer", choices=("adamw", "adam"), default="adamw")
+    p.add_argument("--label-smoothing", type=float, default=0.1)
+    p.add_argument("--no-mask", action="store_true", help="no time/feature masking in training")
+    p.add_argument("--precision", choices=("fp32", "bf16"), default="fp32")
+    p.add_argument("--device", default="auto", help="auto (CUDA if available), cpu or cuda")
     _add_common(p)
     p.set_defaults(func=cmd_tune)

@@ -11,8 +11,8 @@ from typing import Sequence
 
 
 
-def suggest(trial, frontend: str = "handcrafted") -> tuple[dict, dict]:
-    """(arch, optimiser params) for one trial."""
+def suggest(trial, frontend: str = "handcrafted", arch_name: str | None = None) -> tuple[dict, dict]:
+    """(arch, optimiser params) for one trial; ``arch_name`` fixes the architecture."""
     if frontend != "handcrafted":  # pooled encoder vectors: a linear or one-hidden-layer head
         arch = {
             "name": "embedding_mlp",
@@ -25,7 +25,8 @@ def suggest(trial, frontend: str = "handcrafted") -> tuple[dict, dict]:
             "batch_size": trial.suggest_categorical("batch_size", [64, 128, 256]),
             "weight_decay": trial.suggest_float("weight_decay", 1e-5, 1e-1, log=True),
         }
-    name = trial.suggest_categorical("arch", ["reference_lstm", "conv_attention"])
+    choices = [arch_name] if arch_name else ["reference_lstm", "conv_attention"]
+    name = trial.suggest_categorical("arch", choices)
     if name == "reference_lstm":
         arch = {
             "name": name,
@@ -63,7 +64,12 @@ def tune(
     progress: bool = True,
     feature_config=None,
     frontend: str = "handcrafted",
+    arch_name: str | None = None,
+    device: str = "auto",
+    recipe: dict | None = None,
 ) -> dict:
+    """``recipe``: fixed TrainConfig fields for every trial (e.g. the reference's plain Adam
+    without label smoothing or masking), so the search tunes the recipe it will be used with."""
     import optuna
 
     from .features import FeatureConfig
@@ -82,9 +88,9 @@ def tune(
     x_val, y_val = scaler.transform(ex.features[split.val]), y[split.val]
 
     def objective(trial) -> float:
-        arch, opt = suggest(trial, frontend)
+        arch, opt = suggest(trial, frontend, arch_name)
         config = TrainConfig(arch=arch, max_epochs=epochs, patience=4, seed=seed,
-                             frontend=frontend, **opt)
+                             frontend=frontend, device=device, **{**(recipe or {}), **opt})
         result = fit(x_train, y_train, x_val, y_val, config, progress=False)
         best = result.best_epoch - 1
         trial.set_user_attr("val_accuracy", result.history["val_accuracy"][best])
@@ -93,12 +99,12 @@ def tune(
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     study = optuna.create_study(direction="minimize", sampler=optuna.samplers.TPESampler(seed=seed))
     study.optimize(objective, n_trials=trials, timeout=timeout_s, show_progress_bar=progress)
-    arch, opt = suggest(optuna.trial.FixedTrial(study.best_params), frontend)
+    arch, opt = suggest(optuna.trial.FixedTrial(study.best_params), frontend, arch_name)
     best = {
         "arch": arch, **opt, "frontend": frontend,
         "val_loss": float(study.best_value),
         "val_accuracy": float(study.best_trial.user_attrs["val_accuracy"]),
-        "trials": len(study.trials), "seed": seed,
+        "trials": len(study.trials), "seed": seed, "recipe": recipe or {},
         "protocol": "speaker-grouped validation split (test speakers held out, never scored)",
     }
     (out_dir / "best_params.json").write_text(json.dumps(best, indent=2))
