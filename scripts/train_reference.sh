@@ -25,6 +25,7 @@ TUNE_EPOCHS=${TUNE_EPOCHS:-25}
 FOLDS=${FOLDS:-5}
 WORKERS=${WORKERS:-}
 CACHE=${CACHE:-}
+STEPS=${STEPS:-"random tune cv"}  # which of the three chains below to run
 mkdir -p "$OUT"
 common=(--arch reference_lstm --anchor start --quiet)
 [ -n "$WORKERS" ] && common+=(--workers "$WORKERS")
@@ -69,10 +70,11 @@ step_cv_then_ship() {
   log "ship: done"
 }
 
-step_random & p1=$!
-step_tune_then_random & p2=$!
-step_cv_then_ship & p3=$!
+pids=()
+[[ " $STEPS " == *" random "* ]] && { step_random & pids+=($!); }
+[[ " $STEPS " == *" tune "* ]] && { step_tune_then_random & pids+=($!); }
+[[ " $STEPS " == *" cv "* ]] && { step_cv_then_ship & pids+=($!); }
 status=0
-for p in $p1 $p2 $p3; do wait "$p" || status=1; done
+for p in "${pids[@]}"; do wait "$p" || status=1; done
 log "all steps finished (status $status)"
 exit $status

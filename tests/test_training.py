@@ -217,3 +217,16 @@ def test_feature_masks_are_bounded():
     assert zero_frames.max() <= 5 and zero_feats.max() <= 4
     assert zero_frames.min() == 0 and zero_frames.max() > 0  # lengths drawn from 0..max
     assert ((out == 0) | (out == 1)).all()
+
+
+def test_two_speaker_corpus_gives_no_validation_speaker():
+    """TESS has two voices: both train, so validation is not one voice nothing resembles."""
+    from ser.datasets import Record
+
+    records = [Record(path=f"{c}{s}{i}.wav", corpus=c, language="en", speaker=f"{c}{s}",
+                      gender=None, label_original="angry", label="angry")
+               for c, n in (("tess", 2), ("ravdess", 6)) for s in range(n) for i in range(3)]
+    split = speaker_split(records, val_fraction=0.2, test_fraction=0.0, seed=0)
+    val_corpora = {records[i].corpus for i in split.val}
+    train_speakers = {records[i].speaker for i in split.train}
+    assert val_corpora == {"ravdess"} and {"tess0", "tess1"} <= train_speakers
