@@ -26,8 +26,8 @@ ser train "$DATA" "${whisper[@]}" --l2-c "$C" --test-fraction 0 --cv-report runs
     --out runs/default_logistic
 rm -rf src/ser/models/default && cp -r runs/default_logistic/bundle src/ser/models/default
 
-ser train "$DATA" --arch conv_attention --anchor start --seed 0 --out runs/handcrafted --quiet
-rm -rf src/ser/models/handcrafted && cp -r runs/handcrafted/bundle src/ser/models/handcrafted
+ser train "$DATA" --arch conv_attention --anchor start --seed 0 --out runs/light --quiet
+rm -rf src/ser/models/light && cp -r runs/light/bundle src/ser/models/light
 
 # The side-by-side comparison (numbers measured as in README) goes into the default's card.
 cat docs/model_comparison.md >> src/ser/models/default/MODEL_CARD.md

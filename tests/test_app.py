@@ -26,10 +26,28 @@ def test_page_shows_model_panel_and_inputs(app):
     assert "conv_attention" in sidebar and "angry" in sidebar
     assert "Non-commercial" in " ".join(c.value for c in app.sidebar.caption)
     assert [t.label for t in app.tabs] == ["Upload a file", "Record", "Example"]
+    models = app.sidebar.selectbox[0]
+    assert models.value == str(tiny_bundle_path(app)) and {"default", "reference", "light"} <= set(models.options)
+
+
+def tiny_bundle_path(app):
+    import os
+
+    return os.environ["SER_MODEL"]
+
+
+def test_model_selector_switches_to_a_shipped_model(app):
+    app.sidebar.selectbox[0].select("light")
+    app.run()
+    assert not app.exception
+    sidebar = " ".join(m.value for m in app.sidebar.markdown)
+    assert "conv_attention" in sidebar and "handcrafted front end" in sidebar
+    assert "English and Italian" in " ".join(c.value for c in app.sidebar.caption)
 
 
 def test_example_analysis_shows_result_and_charts(app):
-    app.selectbox[0].select("long_example.wav")
+    example = next(s for s in app.selectbox if s.label.startswith("Bundled example"))
+    example.select("long_example.wav")
     app.button[0].click()
     app.run()
     assert not app.exception

@@ -147,3 +147,31 @@ def test_default_falls_back_without_the_encoder(monkeypatch):
         rec = EmotionRecognizer.load()
     assert rec.bundle.frontend == "handcrafted"
     assert rec.predict(tone(2.0), sample_rate=16_000).emotion in EMOTIONS
+
+
+def test_shipped_models_by_name(tmp_path):
+    from ser.bundle import BundleError, resolve_model, shipped_bundle_path
+
+    assert resolve_model("light") == shipped_bundle_path("light")
+    assert resolve_model(None).name == "default"
+    folder = tmp_path / "reference"
+    folder.mkdir()
+    assert resolve_model(str(folder)) == folder  # an existing folder wins over a name
+    with pytest.raises(BundleError, match="ser models"):
+        resolve_model("no-such-model")
+    rec = EmotionRecognizer.load("light")
+    assert rec.bundle.root == shipped_bundle_path("light") and rec.bundle.frontend == "handcrafted"
+
+
+def test_ser_models_lists_every_shipped_bundle(capsys):
+    import json as _json
+
+    from ser.bundle import SHIPPED_MODELS, shipped_bundle_path
+    from ser.cli import main
+
+    assert main(["models", "--json"]) == 0
+    rows = _json.loads(capsys.readouterr().out)
+    shipped = [n for n in SHIPPED_MODELS if shipped_bundle_path(n).is_dir()]
+    assert [r["name"] for r in rows] == shipped and "light" in shipped
+    for r in rows:
+        assert r["size_mb"] > 0 and r["parameters"] > 0 and r["frontend"] in ("handcrafted", "whisper-base")

@@ -15,6 +15,8 @@ import streamlit as st
 
 from ser import EMOTIONS
 from ser.audio import AudioError, decode
+from ser.bundle import SHIPPED_MODELS
+from ser.datasets import describe_corpora
 from ser.features import log_mel_spectrogram
 from ser.inference import NO_SPEECH, EmotionRecognizer
 
@@ -63,11 +65,14 @@ def model_panel(rec: EmotionRecognizer) -> None:
             f" split, seed {metrics.get('seed')}): accuracy {100 * test['wa']:.1f}%, "
             f"unweighted accuracy {100 * test['ua']:.1f}%, {test['n']} clips."
         )
+    trained_on = describe_corpora(data.get("corpora", {}))
     st.sidebar.caption(
-        "Limits: trained on acted English and Italian speech; expect lower accuracy on "
-        "spontaneous, noisy or other-language speech. A confidence is the model's estimate, "
-        "not a fact about a person — do not use it to make decisions about people. "
-        "Non-commercial use only (training data licences)."
+        f"Limits: trained on {' and '.join(trained_on['styles'])} speech in "
+        f"{' and '.join(trained_on['languages'])}; expect lower accuracy on spontaneous, noisy "
+        "or other-language speech. A confidence is the model's estimate, not a fact about a "
+        "person — do not use it to make decisions about people."
+        + (" Non-commercial use only (training data licences)." if any(
+            "non-commercial" in v.lower() for v in trained_on["licences"].values()) else "")
     )
 
 
@@ -152,8 +157,14 @@ def main() -> None:
     st.set_page_config(page_title="ser — speech emotion recognition", page_icon="🎙️")
     st.title("🎙️ Speech emotion recognition")
     st.write("Upload speech or record it; the model tells which of eight emotions it carries.")
+    names = list(SHIPPED_MODELS)
+    start = os.environ.get("SER_MODEL") or "default"
+    if start not in names:  # a bundle folder given to `ser app --model`
+        names.insert(0, start)
+    choice = st.sidebar.selectbox("Model", names, index=names.index(start),
+                                  help="; ".join(f"{k}: {v}" for k, v in SHIPPED_MODELS.items()))
     try:
-        rec = load_recognizer(os.environ.get("SER_MODEL") or None)
+        rec = load_recognizer(choice)
     except Exception as exc:  # a broken bundle should say so on the page
         st.error(f"The model could not be loaded: {exc}")
         return

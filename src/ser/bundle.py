@@ -31,14 +31,44 @@ class BundleError(ValueError):
     """The bundle is missing, damaged, or made for an incompatible version."""
 
 
+#: Models shipped inside the package, by the short name every interface accepts.
+SHIPPED_MODELS = {
+    "default": "Whisper-base encoder states + logistic head (needs the whisper extra)",
+    "reference": "the reference system: hand-made features + stacked LSTM 256-256-128",
+    "light": "hand-made features + CNN/BiLSTM/attention; no encoder package needed",
+}
+
+
+def shipped_bundle_path(name: str) -> Path:
+    if name not in SHIPPED_MODELS:
+        raise BundleError(f"no shipped model named {name!r}; choose from "
+                          f"{', '.join(SHIPPED_MODELS)} or give a bundle folder")
+    return Path(str(files("ser") / "models" / name))
+
+
 def default_bundle_path() -> Path:
     """The model shipped inside the package (Whisper-base encoder + classifier)."""
-    return Path(str(files("ser") / "models" / "default"))
+    return shipped_bundle_path("default")
 
 
 def light_bundle_path() -> Path:
     """The shipped model that needs no encoder package (hand-made features)."""
-    return Path(str(files("ser") / "models" / "handcrafted"))
+    return shipped_bundle_path("light")
+
+
+def resolve_model(model: str | Path | None) -> Path:
+    """A shipped model's name (``default``, ``reference``, ``light``) or a bundle folder.
+
+    An existing folder wins over a name, so a bundle saved as ./reference stays reachable."""
+    if model is None:
+        return default_bundle_path()
+    path = Path(model)
+    if path.is_dir():
+        return path
+    if str(model) in SHIPPED_MODELS:
+        return shipped_bundle_path(str(model))
+    raise BundleError(f"{model}: neither a bundle folder nor a shipped model "
+                      f"({', '.join(SHIPPED_MODELS)}; `ser models` lists them)")
 
 
 def sha256_file(path: Path) -> str:

