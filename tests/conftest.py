@@ -16,6 +16,21 @@ def tone(duration_s: float = 1.0, sr: int = 16_000, freq: float = 220.0, amp: fl
     return (amp * y * envelope / np.abs(y).max()).astype(np.float32)
 
 
+def speech(speed: float = 1.0, gain: float = 1.0, sr: int = 16_000) -> np.ndarray:
+    """Real (synthetic espeak) speech: the bundled example played ``speed`` times faster, which
+    also raises its pitch; the voice activity detector takes it for speech, unlike a tone."""
+    from importlib.resources import files
+
+    import soundfile as sf
+    import soxr
+
+    y, rate = sf.read(str(files("ser") / "examples" / "speech_example.wav"), dtype="float32")
+    y = soxr.resample(y, rate, int(round(rate / speed)))  # played back at `rate`
+    if sr != rate:
+        y = soxr.resample(y, rate, sr)
+    return (gain * y).astype(np.float32)
+
+
 @pytest.fixture
 def corpora() -> Path:
     if not CORPORA.is_dir():
@@ -25,7 +40,8 @@ def corpora() -> Path:
 
 @pytest.fixture(scope="session")
 def tiny_corpus(tmp_path_factory) -> Path:
-    """RAVDESS-named synthetic clips: 4 actors x 8 emotions x 2, pitch depends on the emotion."""
+    """RAVDESS-named clips: 4 actors x 8 emotions x 2 of the bundled example speech, whose
+    speed (and so pitch) and loudness depend on the emotion: a learnable task."""
     import soundfile as sf
 
     root = tmp_path_factory.mktemp("tiny_corpus")
@@ -35,7 +51,7 @@ def tiny_corpus(tmp_path_factory) -> Path:
         folder.mkdir()
         for emotion in range(1, 9):
             for rep in (1, 2):
-                y = tone(1.2, freq=110 + 25 * emotion + 5 * actor, amp=0.1 + 0.03 * emotion)
+                y = speech(0.7 + 0.1 * emotion + 0.02 * actor, gain=0.5 + 0.06 * emotion)
                 y = y + 0.002 * rng.standard_normal(len(y)).astype(np.float32)
                 name = f"03-01-{emotion:02d}-01-01-{rep:02d}-{actor:02d}.wav"
                 sf.write(folder / name, y, 16_000)

@@ -13,7 +13,9 @@ from fastapi.testclient import TestClient  # noqa: E402
 from ser import EMOTIONS  # noqa: E402
 from ser.api import ServerConfig, create_app  # noqa: E402
 
-from .conftest import tone  # noqa: E402
+from ser.inference import PREDICTION_FIELDS  # noqa: E402
+
+from .conftest import speech, tone  # noqa: E402
 
 
 def _wav(y, sr=16_000, fmt="WAV"):
@@ -38,23 +40,35 @@ def test_health_model_and_openapi(client):
 
 
 def test_predict_multipart_and_raw(client):
-    wav = _wav(tone(2.0))
+    wav = _wav(speech())
     r = client.post("/v1/predict", files={"file": ("a.wav", wav, "audio/wav")})
     assert r.status_code == 200, r.text
     body = r.json()
-    assert set(body) == {"path", "emotion", "confidence", "probabilities", "duration_s", "segments"}
-    assert body["path"] == "a.wav" and body["emotion"] in EMOTIONS
+    assert tuple(body) == PREDICTION_FIELDS
+    assert body["path"] == "a.wav" and body["emotion"] in EMOTIONS and body["speech_s"] > 1.0
     assert set(body["probabilities"]) == set(EMOTIONS)
     raw = client.post("/v1/predict", content=wav, headers={"content-type": "audio/wav"})
     assert raw.status_code == 200 and raw.json()["emotion"] == body["emotion"]
-    flac = client.post("/v1/predict", content=_wav(tone(2.0), fmt="FLAC"),
+    flac = client.post("/v1/predict", content=_wav(speech(), fmt="FLAC"),
                        headers={"content-type": "audio/flac"})
     assert flac.status_code == 200
 
 
-def test_silence_is_no_speech(client):
-    r = client.post("/v1/predict", files={"file": ("s.wav", _wav(np.zeros(32_000, np.float32)), "audio/wav")})
+@pytest.mark.parametrize("name", ["silence", "tone", "noise"])
+def test_non_speech_is_no_speech(client, name):
+    y = {"silence": np.zeros(32_000, np.float32), "tone": tone(2.0, freq=1000.0),
+         "noise": 0.1 * np.random.default_rng(0).standard_normal(32_000).astype(np.float32)}[name]
+    r = client.post("/v1/predict", files={"file": ("s.wav", _wav(y), "audio/wav")})
     assert r.status_code == 200 and r.json()["emotion"] == "no_speech"
+    assert r.json()["segments"] == [] and r.json()["speech_s"] == 0
+
+
+@pytest.mark.parametrize("sent,echoed", [("../../../../etc/passwd", "passwd"),
+                                         ("<script>alert(1)</script>.wav", "script_.wav"),
+                                         ("C:\\x\\voice memo.m4a", "voice memo.m4a")])
+def test_file_name_is_sanitised_before_it_is_echoed(client, sent, echoed):
+    r = client.post("/v1/predict", files={"file": (sent, _wav(speech()), "audio/wav")})
+    assert r.status_code == 200 and r.json()["path"] == echoed
 
 
 @pytest.mark.parametrize(
@@ -76,7 +90,7 @@ def test_bad_input_gets_a_clean_4xx(client, content, ctype, status, message):
 
 
 def test_truncated_and_over_long(client):
-    wav = _wav(tone(2.0))
+    wav = _wav(speech())
     r = client.post("/v1/predict", content=wav[:60], headers={"content-type": "audio/wav"})
     assert 400 <= r.status_code < 500
     long = _wav(np.zeros(16_000 * 25, np.float32) + 0.01, fmt="FLAC")

@@ -121,5 +121,7 @@ def test_shared_corpora_counts(corpora):
     assert summary["crema-d"]["classes"] == {
         "angry": 992, "disgust": 992, "fear": 992, "happy": 992, "neutral": 848, "sad": 992,
     }
-    assert not result.skipped
+    assert summary["tess"]["files"] == 2800 and summary["tess"]["speakers"] == 2
+    assert summary["tess"]["classes"] == {e: 400 for e in EMOTIONS if e != "calm"}
+    assert not result.skipped  # including TESS's one clip named OA_ instead of OAF_
     assert all(r.gender in ("male", "female") for r in result.records)

@@ -9,8 +9,6 @@ from ser.features import (
     clip_features,
     features_from_waveform,
     fit_window,
-    has_speech,
-    split_windows,
 )
 
 from .conftest import tone
@@ -77,30 +75,3 @@ def test_fit_window_speech_skips_leading_silence():
     energy = np.abs(out) > 1e-3
     centre = np.flatnonzero(energy).mean() / len(out)
     assert 0.4 < centre < 0.6
-
-
-def test_split_windows_covers_a_long_recording():
-    config = FeatureConfig()
-    y = np.zeros(16_000 * 10, np.float32)  # 10 s
-    windows = split_windows(y, config, hop_s=1.5)
-    assert windows[0].start_s == 0 and windows[1].start_s == 1.5
-    assert windows[-1].end_s == pytest.approx(10.0)
-    assert all(len(w.samples) == config.window_samples for w in windows)
-    assert len(split_windows(np.zeros(1000, np.float32), config)) == 1
-    with pytest.raises(ValueError):
-        split_windows(y, config, hop_s=0)
-
-
-def test_has_speech_energy_gate():
-    assert has_speech(tone(1.0), 16_000)
-    assert not has_speech(np.zeros(16_000, np.float32), 16_000)
-    assert not has_speech(1e-5 * np.ones(16_000, np.float32), 16_000)
-
-
-def test_silent_crema_clip_is_detected(corpora):
-    from ser.audio import load_audio
-
-    y = load_audio(corpora / "crema-d/AudioWAV/1076_MTI_SAD_XX.ogg", 16_000)
-    assert not has_speech(y, 16_000)
-    y = load_audio(corpora / "crema-d/AudioWAV/1076_MTI_ANG_XX.ogg", 16_000)
-    assert has_speech(y, 16_000)

@@ -15,9 +15,12 @@ from ser.audio import AudioTooShortError, NotAudioError
 from ser.cli import main
 from ser.inference import NO_SPEECH
 
-from .conftest import tone
+from .conftest import speech
 
-CONTRACT_KEYS = {"path", "emotion", "confidence", "probabilities", "duration_s", "segments"}
+from ser.inference import PREDICTION_FIELDS  # noqa: E402
+
+CONTRACT_KEYS = {"path", "emotion", "confidence", "uncertain", "probabilities", "duration_s",
+                 "speech_s", "emotion_shares", "segments"}
 
 
 @pytest.fixture(scope="module")
@@ -26,7 +29,7 @@ def recognizer(tiny_bundle):
 
 
 def test_predict_path_bytes_and_array(recognizer, tmp_path):
-    y = tone(2.0)
+    y = speech()
     path = tmp_path / "a.wav"
     sf.write(path, y, 16_000)
     p = recognizer.predict(path)
@@ -34,7 +37,8 @@ def test_predict_path_bytes_and_array(recognizer, tmp_path):
     assert set(p.probabilities) == set(EMOTIONS)
     assert sum(p.probabilities.values()) == pytest.approx(1.0, abs=1e-4)
     assert p.confidence == pytest.approx(max(p.probabilities.values()))
-    assert p.duration_s == pytest.approx(2.0)
+    assert p.duration_s == pytest.approx(len(y) / 16_000)
+    assert p.uncertain == (p.confidence < recognizer.uncertain_below)
     assert len(p.segments) == 1 and p.segments[0].emotion == p.emotion
     from_bytes = recognizer.predict(path.read_bytes())
     from_array = recognizer.predict(y, sample_rate=16_000)
@@ -45,20 +49,42 @@ def test_predict_path_bytes_and_array(recognizer, tmp_path):
         recognizer.predict(y)
 
 
-def test_long_recording_timeline_skips_silence(recognizer):
+def test_recording_timeline_is_its_utterances(recognizer):
+    """Known clips with known gaps: each clip's segment gets the clip's own prediction."""
     sr = 16_000
-    y = np.concatenate([tone(3.0), np.zeros(6 * sr, np.float32), tone(3.0, freq=300)])
-    p = recognizer.predict(y, sample_rate=sr, hop_s=1.5)
-    assert p.duration_s == pytest.approx(12.0)
-    starts = [s.start_s for s in p.segments]
-    assert starts == sorted(starts) and starts[0] == 0.0 and starts[1] == 1.5
-    silent = [s for s in p.segments if s.emotion == NO_SPEECH]
-    speech = [s for s in p.segments if s.emotion != NO_SPEECH]
-    assert silent and speech
-    # windows entirely inside the silent stretch (3 s .. 9 s) are the silent ones
-    assert all(3.0 <= s.start_s and s.end_s <= 9.0 for s in silent)
-    probs = np.mean([list(s.probabilities.values()) for s in speech], axis=0)
-    assert p.confidence == pytest.approx(probs.max(), abs=1e-5)
+    clips = [speech(0.8), speech(1.0, gain=0.6), speech(1.3)]
+    gap = np.zeros(2 * sr, np.float32)
+    y = np.concatenate([gap, clips[0], gap, clips[1], gap, clips[2], gap])
+    p = recognizer.predict(y, sample_rate=sr)
+    assert p.duration_s == pytest.approx(len(y) / sr)
+    assert len(p.segments) == 3 and all(s.emotion != NO_SPEECH for s in p.segments)
+    for segment, clip in zip(p.segments, clips):
+        alone = recognizer.predict(clip, sample_rate=sr)
+        assert segment.emotion == alone.emotion
+        for k in EMOTIONS:
+            assert segment.probabilities[k] == pytest.approx(alone.probabilities[k], abs=0.05)
+    # gaps are not analysed; the result weighs each utterance by its length
+    assert all(b.start_s - a.end_s > 1.5 for a, b in zip(p.segments, p.segments[1:]))
+    lengths = np.array([s.end_s - s.start_s for s in p.segments])
+    probs = np.array([[s.probabilities[k] for k in EMOTIONS] for s in p.segments])
+    expected = (probs * lengths[:, None]).sum(0) / lengths.sum()
+    assert [p.probabilities[k] for k in EMOTIONS] == pytest.approx(expected.tolist(), abs=1e-5)
+    assert p.speech_s == pytest.approx(lengths.sum())
+    assert sum(p.emotion_shares.values()) == pytest.approx(1.0)
+
+
+@pytest.mark.parametrize("kind", ["tone", "noise", "hum", "clicks"])
+def test_non_speech_gets_no_speech(recognizer, kind):
+    sr = 16_000
+    rng = np.random.default_rng(0)
+    t = np.arange(3 * sr) / sr
+    y = {"tone": 0.5 * np.sin(2 * np.pi * 1000 * t),
+         "noise": 0.2 * rng.standard_normal(len(t)),
+         "hum": 0.3 * sum(np.sin(2 * np.pi * 50 * k * t) / k for k in range(1, 8)),
+         "clicks": np.where(np.arange(len(t)) % 4000 < 20, 0.8, 0.0)}[kind].astype(np.float32)
+    for signal in (y, np.tile(y, 3)):  # as a clip and as a recording
+        p = recognizer.predict(signal, sample_rate=sr)
+        assert p.emotion == NO_SPEECH and p.segments == [] and p.confidence == 0.0
 
 
 def test_silence_gives_no_speech_not_a_guess(recognizer):
@@ -66,14 +92,14 @@ def test_silence_gives_no_speech_not_a_guess(recognizer):
     assert p.emotion == NO_SPEECH and not p.has_speech and p.confidence == 0.0
     assert set(p.probabilities.values()) == {0.0}
     long = recognizer.predict(np.zeros(16_000 * 10, np.float32), sample_rate=16_000)
-    assert long.emotion == NO_SPEECH and all(s.emotion == NO_SPEECH for s in long.segments)
+    assert long.emotion == NO_SPEECH and long.segments == [] and long.speech_s == 0
 
 
 def test_predict_many_keeps_order_and_errors(recognizer, tmp_path):
     paths = []
     for i in range(10):
         path = tmp_path / f"{i}.wav"
-        sf.write(path, tone(1.0, freq=150 + 30 * i), 16_000)
+        sf.write(path, speech(0.8 + 0.05 * i), 16_000)
         paths.append(path)
     bad = tmp_path / "bad.wav"
     bad.write_text("nope")
@@ -91,15 +117,16 @@ def test_predict_many_keeps_order_and_errors(recognizer, tmp_path):
 def test_cli_jsonl_contract(tiny_bundle, tmp_path, capsys):
     folder = tmp_path / "in"
     folder.mkdir()
-    sf.write(folder / "a.wav", tone(1.5), 16_000)
-    sf.write(folder / "b.flac", tone(1.5, freq=330), 16_000)
+    sf.write(folder / "a.wav", speech(), 16_000)
+    sf.write(folder / "b.flac", speech(1.2), 16_000)
     (folder / "c.wav").write_bytes(b"garbage" * 50)
     code = main(["predict", str(folder), "--model", str(tiny_bundle[1]), "--format", "jsonl"])
     assert code == 1  # one file failed
     lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
     assert [line["path"].rsplit("/", 1)[1] for line in lines] == ["a.wav", "b.flac", "c.wav"]
+    assert set(PREDICTION_FIELDS) == CONTRACT_KEYS
     for line in lines[:2]:
-        assert set(line) == CONTRACT_KEYS
+        assert tuple(line) == PREDICTION_FIELDS
         assert isinstance(line["emotion"], str) and isinstance(line["confidence"], float)
         assert set(line["probabilities"]) == set(EMOTIONS)
         assert isinstance(line["duration_s"], float)
@@ -111,13 +138,13 @@ def test_cli_jsonl_contract(tiny_bundle, tmp_path, capsys):
     assert main(["predict", str(folder / "a.wav"), "--model", str(tiny_bundle[1]),
                  "--format", "csv", "--output", str(out)]) == 0
     header = out.read_text().splitlines()[0].split(",")
-    assert header[:4] == ["path", "emotion", "confidence", "duration_s"]
+    assert header[:6] == ["path", "emotion", "confidence", "uncertain", "duration_s", "speech_s"]
     assert main(["predict", str(folder / "a.wav"), "--model", str(tmp_path / "nomodel")]) == 1
-    assert "model bundle folder not found" in capsys.readouterr().err
+    assert "neither a bundle folder nor a shipped model" in capsys.readouterr().err
 
 
 def test_inference_does_not_import_torch(tiny_bundle, tmp_path):
-    sf.write(tmp_path / "a.wav", tone(1.0), 16_000)
+    sf.write(tmp_path / "a.wav", speech(), 16_000)
     code = (
         "import sys; from ser import EmotionRecognizer; "
         f"EmotionRecognizer.load({str(tiny_bundle[1])!r}).predict({str(tmp_path / 'a.wav')!r}); "
@@ -134,8 +161,9 @@ def test_shipped_default_model_predicts_the_example():
     p = rec.predict(str(files("ser") / "examples" / "speech_example.wav"))
     assert p.emotion in EMOTIONS and 0.0 < p.confidence <= 1.0
     long = rec.predict(str(files("ser") / "examples" / "long_example.wav"))
-    assert len(long.segments) > 1
-    assert any(s.emotion == NO_SPEECH for s in long.segments)  # the 2-s pause in the middle
+    assert len(long.segments) > 1  # utterances either side of the 2-s pause
+    assert all(b.start_s - a.end_s >= 0 for a, b in zip(long.segments, long.segments[1:]))
+    assert any(b.start_s - a.end_s > 1.0 for a, b in zip(long.segments, long.segments[1:]))
 
 
 def test_default_falls_back_without_the_encoder(monkeypatch):
@@ -146,7 +174,7 @@ def test_default_falls_back_without_the_encoder(monkeypatch):
     with pytest.warns(UserWarning, match="hand-made-feature model"):
         rec = EmotionRecognizer.load()
     assert rec.bundle.frontend == "handcrafted"
-    assert rec.predict(tone(2.0), sample_rate=16_000).emotion in EMOTIONS
+    assert rec.predict(speech(), sample_rate=16_000).emotion in EMOTIONS
 
 
 def test_shipped_models_by_name(tmp_path):

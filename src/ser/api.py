@@ -56,8 +56,13 @@ def create_app(config: ServerConfig | None = None, recognizer=None):
         path: str | None = Field(description="the uploaded file's name, if given")
         emotion: str = Field(description=f"one of {', '.join(EMOTIONS)}, or no_speech")
         confidence: float
+        uncertain: bool = Field(description="the top probability is below the model's threshold: "
+                                             "more likely wrong than right")
         probabilities: dict[str, float]
         duration_s: float
+        speech_s: float = Field(description="seconds the voice activity detector found speech in")
+        emotion_shares: dict[str, float] = Field(
+            description="share of the speaking time whose utterance's top emotion is each label")
         segments: list[Segment]
 
     class ErrorOut(BaseModel):
@@ -152,9 +157,21 @@ def create_app(config: ServerConfig | None = None, recognizer=None):
             raise BadInput(422, str(exc)) from None
         except asyncio.TimeoutError:
             raise BadInput(503, f"analysis took longer than {config.timeout_s:g} s") from None
-        return {**result.to_dict(), "path": name}
+        return {**result.to_dict(), "path": safe_name(name)}
 
     return app
+
+
+def safe_name(name: str | None) -> str | None:
+    """A client's file name, safe to echo: its last path part, printable ASCII letters, digits
+    and ``._-() `` only, at most 120 characters."""
+    import re
+
+    if not name:
+        return None
+    base = re.split(r"[\\/]", name)[-1]
+    cleaned = re.sub(r"[^A-Za-z0-9._() -]", "_", base)[:120].strip(" .")
+    return cleaned or None
 
 
 def serve(host: str = "127.0.0.1", port: int = 8000, config: ServerConfig | None = None) -> None:

@@ -22,15 +22,18 @@ def _cmd_features(args: argparse.Namespace) -> int:
     import numpy as np
 
     from .audio import decode
-    from .features import FeatureConfig, clip_features, features_from_waveform, split_windows
+    from .features import FeatureConfig, features_from_waveform
+    from .windows import analysis_units, fit_window
 
     config = FeatureConfig()
     audio = decode(args.file, config.sample_rate)
-    if args.windows:
-        windows = split_windows(audio.samples, config, hop_s=args.hop)
-        mats = np.stack([features_from_waveform(w.samples, config) for w in windows])
+    if args.windows:  # the windows `ser predict` analyses: the clip, or each utterance piece
+        windows = [u.window for u in analysis_units(audio.samples, config)]
+        if not windows:
+            raise CliError(f"{args.file}: no speech found")
+        mats = np.stack([features_from_waveform(w, config) for w in windows])
     else:
-        mats = clip_features(audio.samples, config)[None]
+        mats = features_from_waveform(fit_window(audio.samples, config), config)[None]
     summary = {
         "file": str(args.file),
         "duration_s": round(audio.duration_s, 3),
@@ -116,8 +119,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("features", help="compute the feature matrix of an audio file")
     p.add_argument("file", type=Path)
-    p.add_argument("--windows", action="store_true", help="cut long input into windows")
-    p.add_argument("--hop", type=float, default=None, help="window hop in seconds")
+    p.add_argument("--windows", action="store_true",
+                   help="features of each window `ser predict` analyses (utterances of long input)")
     p.add_argument("--json", action="store_true", help="print JSON")
     p.set_defaults(func=_cmd_features)
 

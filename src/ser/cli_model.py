@@ -34,7 +34,8 @@ def _format(rows: list[dict], fmt: str) -> str:
         return json.dumps(rows, indent=2) + "\n"
     if fmt == "csv":
         buf = io.StringIO()
-        fields = ["path", "emotion", "confidence", "duration_s", *EMOTIONS, "error"]
+        fields = ["path", "emotion", "confidence", "uncertain", "duration_s", "speech_s", *EMOTIONS,
+                  "error"]
         writer = csv.DictWriter(buf, fieldnames=fields, extrasaction="ignore", lineterminator="\n")
         writer.writeheader()
         for r in rows:
@@ -42,14 +43,15 @@ def _format(rows: list[dict], fmt: str) -> str:
         return buf.getvalue()
     lines = []
     width = max([len(r["path"]) for r in rows] + [4])
-    lines.append(f"{'file':<{width}}  {'emotion':<10} {'conf':>5}  {'dur_s':>6}  windows")
+    lines.append(f"{'file':<{width}}  {'emotion':<10} {'conf':>5}  {'dur_s':>6}  {'speech_s':>8}  "
+                 "segments")
     for r in rows:
         if "error" in r:
             lines.append(f"{r['path']:<{width}}  error: {r['error']}")
             continue
-        speech = sum(s["emotion"] != "no_speech" for s in r["segments"])
-        lines.append(f"{r['path']:<{width}}  {r['emotion']:<10} {r['confidence']:>5.2f}  "
-                     f"{r['duration_s']:>6.2f}  {speech}/{len(r['segments'])}")
+        emotion = r["emotion"] + ("?" if r.get("uncertain") else "")
+        lines.append(f"{r['path']:<{width}}  {emotion:<10} {r['confidence']:>5.2f}  "
+                     f"{r['duration_s']:>6.2f}  {r['speech_s']:>8.2f}  {len(r['segments'])}")
     return "\n".join(lines) + "\n"
 
 
@@ -63,7 +65,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
         raise ValueError("no input files")
     rows, failed = [], 0
     results = recognizer.predict_many(
-        files, hop_s=args.hop, max_duration_s=args.max_duration, workers=args.workers,
+        files, max_clip_s=args.max_clip, max_duration_s=args.max_duration, workers=args.workers,
         progress=len(files) > 1 and sys.stderr.isatty(),
     )
     for path, result in zip(files, results):
@@ -340,7 +342,8 @@ def add_commands(sub) -> None:
     p.add_argument("--model", default=None,
                    help="a shipped model's name (default, reference, light; see `ser models`) "
                         "or a bundle folder")
-    p.add_argument("--hop", type=float, default=None, help="window hop (s) for long input")
+    p.add_argument("--max-clip", type=float, default=5.0,
+                   help="input up to this long (s) is one clip; longer is cut into utterances")
     p.add_argument("--max-duration", type=float, default=3600.0, help="longest input (s)")
     p.add_argument("--workers", type=int, default=None)
     p.set_defaults(func=cmd_predict)

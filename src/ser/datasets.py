@@ -171,7 +171,8 @@ def parse_savee(path: Path) -> Record | None:
     return Record(str(path), "savee", "en", f"savee:{speaker}", "male", code, _SAVEE_MAP[code])
 
 
-_TESS = re.compile(r"^(OAF|YAF)_(\w+?)_(angry|disgust|fear|happy|neutral|ps|sad)$", re.IGNORECASE)
+# One clip of the official release is named OA_bite_neutral (sic); it is OAF's, in OAF_neutral/.
+_TESS = re.compile(r"^(OAF|YAF|OA)_(\w+?)_(angry|disgust|fear|happy|neutral|ps|sad)$", re.IGNORECASE)
 _TESS_MAP = {
     "angry": "angry", "disgust": "disgust", "fear": "fear", "happy": "happy",
     "neutral": "neutral", "ps": "surprise", "sad": "sad",
@@ -183,6 +184,7 @@ def parse_tess(path: Path) -> Record | None:
     if not m:
         return None
     speaker, code = m.group(1).upper(), m.group(3).lower()
+    speaker = "OAF" if speaker == "OA" else speaker
     return Record(str(path), "tess", "en", f"tess:{speaker}", "female", code, _TESS_MAP[code])
 
 

@@ -179,7 +179,6 @@ def extract_embeddings(
     from tqdm.auto import tqdm
 
     from .extraction import collect, read_clip, resolve_cache_dir, store
-    from .features import fit_window
 
     cache = resolve_cache_dir(cache_dir)
     key = (json.dumps({"encoder": encoder_config.to_dict(), "window_s": feature_config.window_s,
@@ -203,11 +202,11 @@ def extract_embeddings(
 
     for i, record in enumerate(tqdm(records, desc="embeddings", unit="clip", disable=not progress,
                                     leave=False)):
-        outcome, y, target = read_clip(record.path, SAMPLE_RATE, cache, key, variant)
+        outcome, window, target = read_clip(record.path, feature_config, cache, key, variant)
         if outcome is not None:
             outcomes[i] = outcome
             continue
-        pending.append((i, fit_window(y, feature_config), target))
+        pending.append((i, window, target))
         if len(pending) >= batch_size:
             flush()
     flush()

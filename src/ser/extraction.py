@@ -19,7 +19,11 @@ from threadpoolctl import threadpool_limits
 
 from .audio import AudioError, load_audio
 from .datasets import Record
-from .features import FeatureConfig, clip_features, has_speech
+from .features import FeatureConfig, features_from_waveform
+from .windows import clip_unit
+
+#: Part of every cache key: which speech gate decided that a clip has no speech.
+GATE_VERSION = "silero-vad-6"
 
 NO_SPEECH = "no speech (silent clip)"
 
@@ -63,16 +67,19 @@ def resolve_cache_dir(cache_dir) -> Path | None:
 
 
 def read_clip(
-    path: str, sample_rate: int, cache_dir: str | Path | None, key_parts: tuple[str, ...],
+    path: str, config: FeatureConfig, cache_dir: str | Path | None, key_parts: tuple[str, ...],
     variant: str | None,
 ) -> tuple[Outcome | None, np.ndarray | None, Path | None]:
     """Everything before the front end, shared by features and encoder embeddings: read and
-    hash the file, look up the cache, decode, gate silence, augment.
+    hash the file, look up the cache, decode, augment, place the clip in its window and gate
+    that window with the VAD (:func:`ser.windows.clip_unit`, as prediction does).
 
-    Returns ``(outcome, samples, target)``: ``outcome`` when the clip is already settled (cache
-    hit, unreadable, not audio, no speech); otherwise ``samples`` to process and the cache
-    ``target`` to :func:`store` the result in.
+    Returns ``(outcome, window, target)``: ``outcome`` when the clip is already settled (cache
+    hit, unreadable, not audio, no speech); otherwise the placed ``window`` to process and the
+    cache ``target`` to :func:`store` the result in.
     """
+    key_parts = (*key_parts, GATE_VERSION)
+    sample_rate = config.sample_rate
     try:
         data = Path(path).read_bytes()
     except OSError as exc:
@@ -92,14 +99,15 @@ def read_clip(
         y = load_audio(data, sample_rate)
     except AudioError as exc:
         return (str(exc), None, False), None, None
-    if not has_speech(y, sample_rate):
-        store(target, None)
-        return (NO_SPEECH, None, False), None, None
     if variant:
         from .augment import augment_waveform
 
         y = augment_waveform(y, sample_rate, variant, seed_key=content_hash)
-    return None, y, target
+    unit = clip_unit(y, config)
+    if not unit.speech:
+        store(target, None)
+        return (NO_SPEECH, None, False), None, None
+    return None, unit.window, target
 
 
 def store(target: Path | None, result: np.ndarray | None) -> None:
@@ -132,11 +140,11 @@ def _extract_one(args: tuple[str, str, str | None, str | None]) -> Outcome:
     """Worker: the hand-made features of one clip."""
     path, config_json, cache_dir, variant = args
     config = FeatureConfig.from_json(config_json)
-    outcome, y, target = read_clip(path, config.sample_rate, cache_dir,
-                                   (config.hash(), variant or ""), variant)
+    outcome, window, target = read_clip(path, config, cache_dir, (config.hash(), variant or ""),
+                                        variant)
     if outcome is not None:
         return outcome
-    result = clip_features(y, config)
+    result = features_from_waveform(window, config)
     store(target, result)
     return "ok", result, False
 

@@ -131,7 +131,7 @@ def _stft_magnitude(y: np.ndarray, config: FeatureConfig) -> np.ndarray:
 def features_from_waveform(y: np.ndarray, config: FeatureConfig) -> np.ndarray:
     """Compute the (frames x n_features) matrix of a waveform at ``config.sample_rate``.
 
-    The waveform is not windowed here: see :func:`fit_window` and :func:`split_windows`.
+    The waveform is not windowed here: see :mod:`ser.windows`.
     """
     import librosa
 
@@ -168,94 +168,19 @@ def log_mel_spectrogram(y: np.ndarray, config: FeatureConfig) -> np.ndarray:
 
 
 def speech_bounds(y: np.ndarray, config: FeatureConfig) -> tuple[int, int]:
-    """Sample range of the non-silent part (relative to the clip's peak); whole clip if none."""
-    import librosa
+    """Sample range of the non-silent part; see :func:`ser.windows.trim_bounds`."""
+    from .windows import trim_bounds
 
-    if y.size == 0:
-        return 0, 0
-    _, (start, end) = librosa.effects.trim(
-        y, top_db=config.trim_top_db, frame_length=config.n_fft, hop_length=config.hop_length
-    )
-    if end <= start:
-        return 0, len(y)
-    return int(start), int(end)
+    return trim_bounds(y, config)
 
 
 def fit_window(y: np.ndarray, config: FeatureConfig) -> np.ndarray:
-    """Place a clip in one fixed window of ``config.window_s`` (pad with zeros or trim)."""
-    n = config.window_samples
-    if config.anchor == "speech":
-        start, end = speech_bounds(y, config)
-        y = y[start:end]
-        if len(y) > n:  # keep the centre of the speech
-            offset = (len(y) - n) // 2
-            return y[offset : offset + n]
-        out = np.zeros(n, dtype=np.float32)
-        offset = (n - len(y)) // 2
-        out[offset : offset + len(y)] = y
-        return out
-    if len(y) >= n:
-        return y[:n].astype(np.float32, copy=False)
-    return np.pad(y, (0, n - len(y))).astype(np.float32)
+    """Place a clip in one window; see :func:`ser.windows.fit_window`."""
+    from .windows import fit_window as place
+
+    return place(y, config)
 
 
 def clip_features(y: np.ndarray, config: FeatureConfig) -> np.ndarray:
     """Features of a short clip placed in one window: (config.n_frames, config.n_features)."""
     return features_from_waveform(fit_window(y, config), config)
-
-
-@dataclass(frozen=True)
-class Window:
-    start_s: float
-    end_s: float
-    samples: np.ndarray
-
-
-def split_windows(y: np.ndarray, config: FeatureConfig, hop_s: float | None = None) -> list[Window]:
-    """Cut a long recording into windows of ``config.window_s`` every ``hop_s`` seconds.
-
-    The last window is zero-padded; a recording shorter than one window gives one window.
-    """
-    n = config.window_samples
-    hop = int(round((hop_s if hop_s is not None else config.window_s) * config.sample_rate))
-    if hop <= 0:
-        raise ValueError("hop_s must be positive")
-    sr = config.sample_rate
-    windows = []
-    start = 0
-    while True:
-        chunk = y[start : start + n]
-        end = start + len(chunk)
-        if len(chunk) < n:
-            chunk = np.pad(chunk, (0, n - len(chunk)))
-        windows.append(Window(start / sr, end / sr, chunk.astype(np.float32, copy=False)))
-        if end >= len(y):
-            break
-        start += hop
-    return windows
-
-
-#: Frames quieter than this (dBFS RMS) are not speech; a clip with no louder frame has no speech.
-SILENCE_DBFS = -60.0
-
-
-#: A window needs at least this much sound to be analysed: a click or the tail of a word is not
-#: enough to judge an emotion, and the model would still answer with confidence.
-MIN_SPEECH_S = 0.25
-
-
-def has_speech(
-    y: np.ndarray,
-    sample_rate: int,
-    threshold_dbfs: float = SILENCE_DBFS,
-    min_speech_s: float = MIN_SPEECH_S,
-) -> bool:
-    """Energy gate: True when at least ``min_speech_s`` of 25-ms frames are louder than
-    ``threshold_dbfs``."""
-    frame = max(1, int(0.025 * sample_rate))
-    if y.size < frame:
-        return False
-    n = y.size // frame
-    rms = np.sqrt(np.mean(y[: n * frame].reshape(n, frame).astype(np.float64) ** 2, axis=1))
-    loud = int((20 * np.log10(rms + 1e-12) > threshold_dbfs).sum())
-    return loud * frame >= min(min_speech_s * sample_rate, n * frame)

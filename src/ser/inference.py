@@ -1,10 +1,12 @@
 """Inference: ``EmotionRecognizer`` loads a model bundle and predicts on paths, bytes or arrays.
 
-Runs on ONNX Runtime and never imports torch. Short input (up to ``max_clip_s``) is analysed as
-one clip, placed in the window as in training; longer input is cut into windows every ``hop_s``
-seconds, windows without speech are skipped and reported, and the recording's result is the
-mean of the speech windows' probabilities. Input with no speech at all gets a "no speech"
-result, never a guess.
+Runs on ONNX Runtime and never imports torch. Where the model looks is decided by
+:mod:`ser.windows`, the same path training uses: short input (up to ``max_clip_s``) is one clip,
+placed in the window as in training; a longer recording is cut into utterances by the voice
+activity detector, each analysed on its own, and the recording's probabilities weigh each
+utterance by its length. Input in which the VAD finds no speech gets a "no speech" result,
+never a guess; a result whose top probability is below the bundle's threshold is flagged
+``uncertain``.
 
     >>> from ser import EmotionRecognizer                       # doctest: +SKIP
     >>> rec = EmotionRecognizer.load()                          # the shipped model
@@ -24,23 +26,19 @@ import numpy as np
 
 from .audio import DEFAULT_MAX_DURATION_S, AudioError, AudioSource, decode
 from .bundle import BundleInfo, default_bundle_path, light_bundle_path, read_bundle, resolve_model
-from .features import (
-    FeatureConfig,
-    clip_features,
-    fit_window,
-    has_speech,
-    speech_bounds,
-    split_windows,
-)
+from .features import FeatureConfig, features_from_waveform
+from .windows import DEFAULT_MAX_CLIP_S, analysis_units
 
 NO_SPEECH = "no_speech"
 
 
 @dataclass
 class Segment:
+    """One analysed stretch: the clip, or an utterance (piece) of a recording."""
+
     start_s: float
     end_s: float
-    emotion: str  # NO_SPEECH for a silent window
+    emotion: str
     confidence: float
     probabilities: dict[str, float] | None = None
 
@@ -57,21 +55,39 @@ class Prediction:
     duration_s: float
     segments: list[Segment] = field(default_factory=list)
     path: str | None = None
+    uncertain: bool = False  # confidence below the bundle's threshold: more likely wrong
+    speech_s: float = 0.0  # seconds analysed as speech
 
     @property
     def has_speech(self) -> bool:
         return self.emotion != NO_SPEECH
 
+    @property
+    def emotion_shares(self) -> dict[str, float]:
+        """Share of the speaking time whose segment's top emotion is each label."""
+        total = sum(s.end_s - s.start_s for s in self.segments) or 1.0
+        shares = {label: 0.0 for label in self.probabilities}
+        for s in self.segments:
+            shares[s.emotion] = shares.get(s.emotion, 0.0) + (s.end_s - s.start_s) / total
+        return shares if self.segments else {}
+
     def to_dict(self) -> dict:
-        """The JSON Lines contract of ``ser predict``."""
+        """The JSON Lines contract of ``ser predict`` (and of the HTTP API)."""
         return {
             "path": self.path,
             "emotion": self.emotion,
             "confidence": round(self.confidence, 4),
+            "uncertain": self.uncertain,
             "probabilities": {k: round(v, 4) for k, v in self.probabilities.items()},
             "duration_s": round(self.duration_s, 3),
+            "speech_s": round(self.speech_s, 3),
+            "emotion_shares": {k: round(v, 4) for k, v in self.emotion_shares.items()},
             "segments": [s.to_dict() for s in self.segments],
         }
+
+
+#: The keys of a result object, in order: ``ser predict``'s JSON/JSONL/CSV and the HTTP API.
+PREDICTION_FIELDS = tuple(Prediction("no_speech", 0.0, {}, 0.0).to_dict())
 
 
 @dataclass
@@ -84,34 +100,22 @@ class _Prepared:
     """
 
     duration_s: float
-    spans: list[tuple[float, float, bool]]  # (start_s, end_s, has_speech) per window
+    spans: list[tuple[float, float]]  # (start_s, end_s) of each analysed unit
     inputs: np.ndarray
 
 
-def _prepare(source, config: FeatureConfig, sample_rate, hop_s, max_clip_s, max_duration_s,
+def _prepare(source, config: FeatureConfig, sample_rate, max_clip_s, max_duration_s,
              featurise: bool) -> _Prepared:
     audio = decode(source, config.sample_rate, source_rate=sample_rate, max_duration_s=max_duration_s)
-    y, sr = audio.samples, config.sample_rate
-    if audio.duration_s <= max_clip_s:
-        if has_speech(y, sr):
-            start, end = speech_bounds(y, config)
-            spans, chunks = [(start / sr, end / sr, True)], [y]
-        else:
-            spans, chunks = [(0.0, audio.duration_s, False)], []
-    else:
-        spans, chunks = [], []
-        for w in split_windows(y, config, hop_s=hop_s):
-            speech = has_speech(w.samples, sr)
-            spans.append((w.start_s, w.end_s, speech))
-            if speech:
-                chunks.append(w.samples)
-    # Each window is placed exactly as training clips were (silence trimmed, speech centred).
+    units = analysis_units(audio.samples, config, max_clip_s)
+    spans = [(u.start_s, u.end_s) for u in units]
     if featurise:
         shape = (0, config.n_frames, config.n_features)
-        inputs = np.stack([clip_features(c, config) for c in chunks]) if chunks else np.zeros(shape, np.float32)
+        inputs = (np.stack([features_from_waveform(u.window, config) for u in units]) if units
+                  else np.zeros(shape, np.float32))
     else:
-        shape = (0, config.window_samples)
-        inputs = np.stack([fit_window(c, config) for c in chunks]) if chunks else np.zeros(shape, np.float32)
+        inputs = (np.stack([u.window for u in units]) if units
+                  else np.zeros((0, config.window_samples), np.float32))
     return _Prepared(audio.duration_s, spans, inputs)
 
 
@@ -193,33 +197,36 @@ class EmotionRecognizer:
             return prep.inputs
         return self._encoder.embed(prep.inputs)
 
+    @property
+    def uncertain_below(self) -> float:
+        """Top probabilities below this are flagged ``uncertain`` (the bundle's rule; 0.5 —
+        more likely wrong than right, given calibrated probabilities — when it sets none)."""
+        return float(self.bundle.config.get("uncertain_below", 0.5))
+
     def _finish(self, prep: _Prepared, path: str | None) -> Prediction:
         probs = self.probabilities(self._model_inputs(prep))
-        segments, k = [], 0
-        for start, end, speech in prep.spans:
-            if speech:
-                p = probs[k]
-                k += 1
-                i = int(p.argmax())
-                segments.append(Segment(start, end, self.labels[i], float(p[i]),
-                                        dict(zip(self.labels, map(float, p)))))
-            else:
-                segments.append(Segment(start, end, NO_SPEECH, 0.0))
         if not len(probs):
             zeros = {label: 0.0 for label in self.labels}
-            return Prediction(NO_SPEECH, 0.0, zeros, prep.duration_s, segments, path)
-        mean = probs.mean(axis=0)
+            return Prediction(NO_SPEECH, 0.0, zeros, prep.duration_s, [], path)
+        segments = []
+        for (start, end), p in zip(prep.spans, probs):
+            i = int(p.argmax())
+            segments.append(Segment(start, end, self.labels[i], float(p[i]),
+                                    dict(zip(self.labels, map(float, p)))))
+        # A recording's probabilities: each utterance weighs by its length (speaking time).
+        lengths = np.array([max(end - start, 1e-3) for start, end in prep.spans])
+        mean = (probs * lengths[:, None]).sum(axis=0) / lengths.sum()
         i = int(mean.argmax())
         return Prediction(self.labels[i], float(mean[i]), dict(zip(self.labels, map(float, mean))),
-                          prep.duration_s, segments, path)
+                          prep.duration_s, segments, path, uncertain=bool(mean[i] < self.uncertain_below),
+                          speech_s=float(sum(end - start for start, end in prep.spans)))
 
     def predict(
         self,
         source: AudioSource | np.ndarray,
         sample_rate: int | None = None,
         *,
-        hop_s: float | None = None,
-        max_clip_s: float | None = None,
+        max_clip_s: float = DEFAULT_MAX_CLIP_S,
         max_duration_s: float | None = DEFAULT_MAX_DURATION_S,
     ) -> Prediction:
         """Predict the emotion of a path, bytes, file object or array (then give ``sample_rate``).
@@ -228,8 +235,8 @@ class EmotionRecognizer:
         """
         if isinstance(source, np.ndarray) and sample_rate is None:
             raise TypeError("sample_rate is required when predicting on an array")
-        prep = _prepare(source, self.feature_config, sample_rate, self._hop(hop_s),
-                        self._max_clip(max_clip_s), max_duration_s, self._featurise)
+        prep = _prepare(source, self.feature_config, sample_rate, max_clip_s, max_duration_s,
+                        self._featurise)
         path = str(source) if isinstance(source, (str, os.PathLike)) else None
         return self._finish(prep, path)
 
@@ -237,8 +244,7 @@ class EmotionRecognizer:
         self,
         sources: Sequence[AudioSource],
         *,
-        hop_s: float | None = None,
-        max_clip_s: float | None = None,
+        max_clip_s: float = DEFAULT_MAX_CLIP_S,
         max_duration_s: float | None = DEFAULT_MAX_DURATION_S,
         workers: int | None = None,
         progress: bool = False,
@@ -246,35 +252,39 @@ class EmotionRecognizer:
         """Predict many inputs, in order; decoding and features run in parallel workers.
 
         Yields a :class:`Prediction` per input, or the :class:`AudioError` that input raised:
-        one bad file never stops the batch.
+        one bad file never stops the batch. At most ``4 x workers`` inputs are in flight, so
+        memory stays flat however many files there are.
         """
         from tqdm.auto import tqdm
 
         workers = workers or min(os.cpu_count() or 1, 4)
-        jobs = [(s, self.feature_config.to_json(), self._hop(hop_s), self._max_clip(max_clip_s),
-                 max_duration_s, self._featurise) for s in sources]
-        bar = tqdm(total=len(jobs), unit="file", disable=not progress, leave=False)
-        if workers > 1 and len(jobs) >= 8:
-            pool = ProcessPoolExecutor(max_workers=workers)
-            results = pool.map(_prepare_job, jobs, chunksize=4)
-        else:
-            pool, results = None, map(_prepare_job, jobs)
+        config_json = self.feature_config.to_json()
+        jobs = ((s, config_json, max_clip_s, max_duration_s, self._featurise) for s in sources)
+        bar = tqdm(total=len(sources), unit="file", disable=not progress, leave=False)
+        pool = ProcessPoolExecutor(max_workers=workers) if workers > 1 and len(sources) >= 8 else None
         try:
+            results = _bounded_map(pool, _prepare_job, jobs, in_flight=4 * workers)
             for source, prep in zip(sources, results):
                 bar.update()
                 path = str(source) if isinstance(source, (str, os.PathLike)) else None
-                if isinstance(prep, AudioError):
-                    yield prep
-                else:
-                    yield self._finish(prep, path)
+                yield prep if isinstance(prep, AudioError) else self._finish(prep, path)
         finally:
             bar.close()
             if pool is not None:
                 pool.shutdown(cancel_futures=True)
 
-    def _hop(self, hop_s: float | None) -> float:
-        return hop_s if hop_s is not None else self.window_s / 2
 
-    def _max_clip(self, max_clip_s: float | None) -> float:
-        # Clips up to 5 s (the corpora's longest) are analysed whole, as in training.
-        return max_clip_s if max_clip_s is not None else self.window_s * 5 / 3
+def _bounded_map(pool, fn, jobs, in_flight: int):
+    """``map`` over a process pool with at most ``in_flight`` jobs submitted, in order."""
+    if pool is None:
+        yield from map(fn, jobs)
+        return
+    from collections import deque
+
+    pending: deque = deque()
+    for job in jobs:
+        pending.append(pool.submit(fn, job))
+        if len(pending) >= in_flight:
+            yield pending.popleft().result()
+    while pending:
+        yield pending.popleft().result()

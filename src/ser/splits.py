@@ -40,10 +40,7 @@ def labels_of(records: Sequence[Record]) -> np.ndarray:
     return np.array([LABEL_INDEX[r.label] for r in records], dtype=np.int64)
 
 
-def speaker_split(
-    records: Sequence[Record], val_fraction: float = 0.1, test_fraction: float = 0.15, seed: int = 0
-) -> Split:
-    """Whole speakers to train/val/test, drawn per corpus so every corpus is in every part."""
+def _assign_speakers(records, val_fraction, test_fraction, seed, min_train) -> dict[str, list[int]]:
     rng = np.random.default_rng(seed)
     parts: dict[str, list[int]] = {"train": [], "val": [], "test": []}
     for corpus in sorted({r.corpus for r in records}):
@@ -51,15 +48,25 @@ def speaker_split(
         rng.shuffle(speakers)
         n = len(speakers)
         n_test = max(1, round(n * test_fraction)) if n >= 3 and test_fraction > 0 else 0
-        # A validation speaker only where two stay for training: taking one of TESS's two
-        # voices left validation dominated by a voice no training clip resembled (early stopping
-        # at epoch 2 of the reference LSTM) and trained that corpus on one voice.
-        n_val = max(1, round(n * val_fraction)) if n - n_test >= 3 and val_fraction > 0 else 0
+        # A validation speaker only where ``min_train`` stay for training: taking one of TESS's
+        # two voices left validation dominated by a voice no training clip resembled (the
+        # reference LSTM early-stopped at epoch 2) and trained that corpus on one voice.
+        n_val = max(1, round(n * val_fraction)) if n - n_test > min_train and val_fraction > 0 else 0
         chosen = {s: "test" for s in speakers[:n_test]}
         chosen.update({s: "val" for s in speakers[n_test : n_test + n_val]})
         for i, r in enumerate(records):
             if r.corpus == corpus:
                 parts[chosen.get(r.speaker, "train")].append(i)
+    return parts
+
+
+def speaker_split(
+    records: Sequence[Record], val_fraction: float = 0.1, test_fraction: float = 0.15, seed: int = 0
+) -> Split:
+    """Whole speakers to train/val/test, drawn per corpus so every corpus is in every part."""
+    parts = _assign_speakers(records, val_fraction, test_fraction, seed, min_train=2)
+    if val_fraction > 0 and not parts["val"]:  # only tiny corpora: take validation anyway
+        parts = _assign_speakers(records, val_fraction, test_fraction, seed, min_train=1)
     return Split(*(np.array(sorted(parts[k]), dtype=np.int64) for k in ("train", "val", "test")),
                  protocol="speaker", seed=seed)
 

@@ -1,0 +1,122 @@
+"""Where the model looks: the one window-placement path shared by training, ``ser evaluate``
+and prediction.
+
+* A **clip** (input up to ``max_clip_s``, like the corpora's utterances) is placed in one window
+  of ``config.window_s`` by :func:`fit_window` — its first seconds (``anchor="start"``) or its
+  centred speech (``anchor="speech"``). The speech gate (Silero VAD) runs on that placed window,
+  the samples the model actually sees, and the reported span is the part of the input in it.
+* A **recording** (longer input) is cut into utterances by the VAD; an utterance longer than one
+  window is split into equal pieces no longer than a window; each piece is then placed like a
+  clip. Pauses between utterances are not analysed.
+
+Runs on NumPy and ONNX Runtime only (no librosa, no numba): this is the serving path.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from . import vad
+from .features import FeatureConfig
+
+#: Input up to this long is one clip, like a corpus utterance (RAVDESS, CREMA-D and TESS clips
+#: are at most about 5 s; EMOVO's reach 14 s and are analysed as recordings).
+DEFAULT_MAX_CLIP_S = 5.0
+
+
+@dataclass(frozen=True)
+class Unit:
+    """One analysed stretch of the input: where it is, and the window the model sees."""
+
+    start_s: float
+    end_s: float
+    window: np.ndarray  # float32, config.window_samples long
+    speech: bool  # the VAD found speech in the window
+
+
+def trim_bounds(y: np.ndarray, config: FeatureConfig) -> tuple[int, int]:
+    """Sample range of the non-silent part: frames within ``config.trim_top_db`` of the loudest
+    frame's RMS (centred frames of ``n_fft``, hop ``hop_length``). Same rule and result as
+    ``librosa.effects.trim`` (checked in the tests), without importing librosa."""
+    if y.size == 0:
+        return 0, 0
+    frame, hop = config.n_fft, config.hop_length
+    padded = np.pad(np.asarray(y, np.float64), frame // 2)
+    n_frames = 1 + (len(padded) - frame) // hop
+    frames = np.lib.stride_tricks.as_strided(
+        padded, shape=(n_frames, frame), strides=(hop * padded.strides[0], padded.strides[0]))
+    power = np.mean(frames**2, axis=1)
+    db = 10 * np.log10(np.maximum(power, 1e-10)) - 10 * np.log10(max(power.max(), 1e-10))
+    loud = np.flatnonzero(db > -config.trim_top_db)
+    if loud.size == 0:
+        return 0, len(y)
+    start, end = int(loud[0] * hop), int(min(len(y), (loud[-1] + 1) * hop))
+    return (start, end) if end > start else (0, len(y))
+
+
+def placement(y: np.ndarray, config: FeatureConfig) -> tuple[int, int, int]:
+    """(first input sample used, last + 1, offset in the window where it lands)."""
+    n = config.window_samples
+    if config.anchor == "speech":
+        start, end = trim_bounds(y, config)
+        if end - start > n:  # keep the centre of the speech
+            start += (end - start - n) // 2
+            return start, start + n, 0
+        return start, end, (n - (end - start)) // 2
+    return 0, min(len(y), n), 0
+
+
+def fit_window(y: np.ndarray, config: FeatureConfig) -> np.ndarray:
+    """Place a clip in one fixed window of ``config.window_s`` (zero-padded or cut)."""
+    first, last, offset = placement(y, config)
+    out = np.zeros(config.window_samples, dtype=np.float32)
+    out[offset : offset + last - first] = y[first:last]
+    return out
+
+
+def clip_unit(y: np.ndarray, config: FeatureConfig, vad_config: vad.VadConfig = vad.VadConfig(),
+              offset_s: float = 0.0) -> Unit:
+    """A clip placed in its window, gated on the part of the input that lands in the window:
+    the VAD runs on the clip as recorded (not on the zero-padded window, whose artificial
+    silence makes a low hum look like a voiced onset) and at least ``min_speech_s`` of the
+    speech it finds must fall inside the window."""
+    first, last, _ = placement(y, config)
+    window = fit_window(y, config)
+    sr = config.sample_rate
+    inside = sum(max(0, min(e, last) - max(s, first)) for s, e in vad.speech_segments(y, vad_config))
+    speech = inside >= vad_config.min_speech_s * sr
+    return Unit(offset_s + first / sr, offset_s + last / sr, window, speech)
+
+
+def split_evenly(start: int, end: int, max_len: int) -> list[tuple[int, int]]:
+    """[start, end) in the fewest equal pieces of at most ``max_len`` samples."""
+    pieces = max(1, -(-(end - start) // max_len))
+    edges = np.linspace(start, end, pieces + 1).round().astype(int)
+    return list(zip(edges[:-1].tolist(), edges[1:].tolist()))
+
+
+def recording_units(y: np.ndarray, config: FeatureConfig,
+                    vad_config: vad.VadConfig = vad.VadConfig()) -> list[Unit]:
+    """The utterances of a recording, each piece placed in a window (all have speech)."""
+    sr = config.sample_rate
+    units = []
+    for start, end in vad.speech_segments(y, vad_config):
+        for a, b in split_evenly(start, end, config.window_samples):
+            window = fit_window(y[a:b], config)
+            units.append(Unit(a / sr, b / sr, window, True))
+    return units
+
+
+def analysis_units(y: np.ndarray, config: FeatureConfig, max_clip_s: float = DEFAULT_MAX_CLIP_S,
+                   vad_config: vad.VadConfig = vad.VadConfig()) -> list[Unit]:
+    """The served rule: one clip unit for short input, utterance units for a recording.
+
+    An empty list means the input has no speech."""
+    if config.sample_rate != vad.SAMPLE_RATE:
+        raise ValueError(f"the VAD runs at {vad.SAMPLE_RATE} Hz, not {config.sample_rate} Hz")
+    if len(y) <= max_clip_s * config.sample_rate:
+        unit = clip_unit(y, config, vad_config)
+        return [unit] if unit.speech else []
+    return recording_units(y, config, vad_config)

@@ -1,0 +1,82 @@
+"""The one window path (ser.windows) and the Silero voice activity detector (ser.vad)."""
+from __future__ import annotations
+
+import librosa
+import numpy as np
+import pytest
+
+from ser import vad
+from ser.features import FeatureConfig
+from ser.windows import analysis_units, clip_unit, fit_window, split_evenly, trim_bounds
+
+from .conftest import speech, tone
+
+SR = 16_000
+
+
+@pytest.mark.parametrize("case", ["speech", "tone", "quiet_tail", "silence", "noise"])
+def test_trim_bounds_match_librosa(case):
+    rng = np.random.default_rng(1)
+    y = {
+        "speech": np.concatenate([np.zeros(8000, np.float32), speech(), np.zeros(3000, np.float32)]),
+        "tone": tone(1.3),
+        "quiet_tail": np.concatenate([tone(0.5), 1e-4 * np.ones(7000, np.float32)]),
+        "silence": np.zeros(20_000, np.float32),
+        "noise": 0.01 * rng.standard_normal(20_001).astype(np.float32),
+    }[case]
+    config = FeatureConfig()
+    _, (start, end) = librosa.effects.trim(y, top_db=config.trim_top_db, frame_length=config.n_fft,
+                                           hop_length=config.hop_length)
+    expected = (int(start), int(end)) if end > start else (0, len(y))
+    assert trim_bounds(y, config) == expected
+
+
+def test_vad_tells_speech_from_tones_noise_and_silence():
+    rng = np.random.default_rng(0)
+    assert vad.has_speech(speech())
+    for y in (tone(3.0), tone(3.0, freq=1000.0), 0.1 * rng.standard_normal(48_000).astype(np.float32),
+              np.zeros(48_000, np.float32), 1e-4 * rng.standard_normal(48_000).astype(np.float32)):
+        assert not vad.has_speech(y)
+    assert vad.speech_probabilities(np.zeros(0, np.float32)).shape == (0,)
+
+
+def test_vad_finds_each_utterance_between_pauses():
+    gap = np.zeros(SR, np.float32)
+    y = np.concatenate([gap, speech(), gap, speech(1.2), gap])
+    segments = vad.speech_segments(y)
+    assert len(segments) == 2
+    (alone_start, alone_end), = vad.speech_segments(speech())  # the clip on its own
+    # The same utterance, where it was put; 32-ms chunks, so within two chunks.
+    assert abs(segments[0][0] - (SR + alone_start)) <= 1024
+    assert abs(segments[0][1] - (SR + alone_end)) <= 1024
+    assert segments[1][0] > SR + len(speech()) + 0.5 * SR
+
+
+def test_clip_gate_looks_at_the_window_the_model_sees():
+    """3.3 s of silence then 1.4 s of speech: a start-anchored model's window is all silence,
+    so the clip has no speech there (it used to get an emotion from an all-zero window)."""
+    y = np.concatenate([np.zeros(int(3.3 * SR), np.float32), speech(2.0)[: int(1.4 * SR)]])
+    assert not clip_unit(y, FeatureConfig(anchor="start")).speech
+    unit = clip_unit(y, FeatureConfig(anchor="speech"))
+    assert unit.speech and unit.start_s > 3.0  # the reported span is the part analysed
+
+
+def test_recording_units_are_utterances_no_longer_than_a_window():
+    config = FeatureConfig()
+    gap = np.zeros(2 * SR, np.float32)
+    long_utterance = np.concatenate([speech(0.6), speech(0.6)])  # about 9 s, no pause
+    y = np.concatenate([gap, speech(), gap, long_utterance, gap])
+    units = analysis_units(y, config)
+    assert len(units) >= 4 and all(u.speech for u in units)
+    assert all(u.end_s - u.start_s <= config.window_s + 1e-6 for u in units)
+    assert all(len(u.window) == config.window_samples for u in units)
+    assert all(a.end_s <= b.start_s for a, b in zip(units, units[1:]))
+    assert analysis_units(np.zeros(10 * SR, np.float32), config) == []
+
+
+def test_split_evenly_and_fit_window():
+    assert split_evenly(0, 10, 4) == [(0, 3), (3, 7), (7, 10)]
+    assert split_evenly(5, 6, 4) == [(5, 6)]
+    config = FeatureConfig(anchor="start")
+    out = fit_window(np.ones(1000, np.float32), config)
+    assert len(out) == config.window_samples and out[:1000].all() and not out[1000:].any()
