@@ -1,0 +1,159 @@
+"""Speech / non-speech decisions of the served path (Silero VAD gate), measured.
+
+Everything goes through ``EmotionRecognizer.predict`` (the light model by default: the gate is
+the same for every model), so the figures are what a user gets:
+
+* speech refused: corpus clips (``--per-corpus`` per corpus, seed 0) that come back
+  ``no_speech`` — clean, and mixed with white noise at 20/10/5/0 dB SNR (noise power relative
+  to the clip's speech power, i.e. over its VAD-found speech);
+* non-speech accepted: generated tones, chirps, white/pink/brown noise, clicks, mains hum,
+  dithered silence, synthetic chords and a snare roll, plus any music files in ``--music``
+  (e.g. the librosa example recordings), cut into 10-s excerpts — that get an emotion.
+
+    python benchmarks/vad.py [--corpora ../shared/corpora] [--music DIR] [--per-corpus 100]
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+
+import numpy as np
+
+SR = 16_000
+
+
+def generated(seconds: float = 4.0) -> dict[str, np.ndarray]:
+    rng = np.random.default_rng(0)
+    t = np.arange(int(seconds * SR)) / SR
+    n = len(t)
+
+    def coloured(exponent: float) -> np.ndarray:  # 1/f^exponent power spectrum
+        spectrum = np.fft.rfft(rng.standard_normal(n))
+        f = np.fft.rfftfreq(n, 1 / SR)
+        spectrum[1:] /= f[1:] ** (exponent / 2)
+        y = np.fft.irfft(spectrum, n)
+        return 0.2 * y / np.abs(y).max()
+
+    def chords() -> np.ndarray:
+        out = np.zeros(n)
+        for k, root in enumerate([220.0, 174.6, 196.0, 261.6]):
+            seg = slice(k * n // 4, (k + 1) * n // 4)
+            for ratio in (1.0, 1.26, 1.5):
+                for h in range(1, 6):
+                    out[seg] += np.sin(2 * np.pi * root * ratio * h * t[seg]) / h ** 1.5
+        return 0.3 * out / np.abs(out).max()
+
+    def snare_roll(rate_hz: float = 12.0) -> np.ndarray:
+        out = rng.standard_normal(n) * 0.0
+        hit = np.exp(-np.arange(int(0.06 * SR)) / (0.012 * SR))
+        for start in np.arange(0, seconds, 1 / rate_hz):
+            i = int(start * SR)
+            seg = out[i : i + len(hit)]
+            seg += 0.6 * hit[: len(seg)] * rng.standard_normal(len(seg))
+        return out
+
+    signals = {f"tone {f:g} Hz": 0.5 * np.sin(2 * np.pi * f * t) for f in (100, 250, 440, 1000, 4000)}
+    for f in (110, 220):
+        signals[f"harmonic tone {f} Hz"] = 0.3 * sum(np.sin(2 * np.pi * f * k * t) / k
+                                                    for k in range(1, 6)) / 2.3
+    signals["chirp 100-4000 Hz"] = 0.5 * np.sin(2 * np.pi * (100 * t + (3900 / (2 * seconds)) * t**2))
+    for level in (0.02, 0.1, 0.3):
+        signals[f"white noise {level}"] = level * rng.standard_normal(n)
+    signals["pink noise"] = coloured(1.0)
+    signals["brown noise"] = coloured(2.0)
+    for per_s in (1, 4, 20):
+        signals[f"clicks {per_s}/s"] = np.where(np.arange(n) % (SR // per_s) < 16, 0.8, 0.0)
+    for mains in (50, 60):
+        signals[f"hum {mains} Hz"] = 0.3 * sum(np.sin(2 * np.pi * mains * k * t) / k for k in range(1, 8))
+    signals["silence with dither"] = rng.integers(-1, 2, n) / 32768.0
+    signals["synthetic chords"] = chords()
+    signals["snare roll"] = snare_roll()
+    return {k: v.astype(np.float32) for k, v in signals.items()}
+
+
+def music_excerpts(folder: Path, seconds: float = 10.0) -> dict[str, np.ndarray]:
+    from ser.audio import decode
+
+    out = {}
+    for path in sorted(folder.glob("*.ogg")) + sorted(folder.glob("*.wav")) + sorted(folder.glob("*.mp3")):
+        if ".hq." in path.name:
+            continue
+        y = decode(path, SR, max_duration_s=None).samples
+        step = int(seconds * SR)
+        for k, start in enumerate(range(0, max(1, len(y) - step // 2), step)):
+            if k >= 3:
+                break
+            out[f"{path.stem[:40]} @{start // SR}s"] = y[start : start + step]
+    return out
+
+
+def corpus_clips(corpora: Path, per_corpus: int) -> list[tuple[str, np.ndarray]]:
+    from ser.audio import decode
+    from ser.datasets import scan
+
+    records = scan(corpora).records
+    rng = np.random.default_rng(0)
+    clips = []
+    for corpus in sorted({r.corpus for r in records}):
+        pool = [r for r in records if r.corpus == corpus]
+        for i in rng.choice(len(pool), size=min(per_corpus, len(pool)), replace=False):
+            clips.append((corpus, decode(pool[i].path, SR).samples))
+    return clips
+
+
+def with_noise(y: np.ndarray, snr_db: float, rng: np.random.Generator) -> np.ndarray:
+    from ser import vad
+
+    segments = vad.speech_segments(y) or [(0, len(y))]
+    speech_power = np.mean(np.concatenate([y[s:e] for s, e in segments]) ** 2)
+    noise = rng.standard_normal(len(y)) * np.sqrt(speech_power / 10 ** (snr_db / 10))
+    return (y + noise).astype(np.float32)
+
+
+def main() -> None:
+    from ser.inference import EmotionRecognizer
+
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--corpora", type=Path, default=Path(__file__).resolve().parents[2] / "shared" / "corpora")
+    ap.add_argument("--music", type=Path, default=None, help="folder of music files (.ogg/.wav/.mp3)")
+    ap.add_argument("--per-corpus", type=int, default=100)
+    ap.add_argument("--model", default="light")
+    args = ap.parse_args()
+    rec = EmotionRecognizer.load(args.model)
+    started = time.perf_counter()
+
+    def accepted(y: np.ndarray) -> bool:
+        return rec.predict(y, sample_rate=SR).has_speech
+
+    print("## Speech that is refused (comes back no_speech)\n")
+    print("| corpus | clips | clean | 20 dB | 10 dB | 5 dB | 0 dB |\n|---|---|---|---|---|---|---|")
+    clips = corpus_clips(args.corpora, args.per_corpus)
+    rng = np.random.default_rng(1)
+    totals = np.zeros(5)
+    for corpus in sorted({c for c, _ in clips}):
+        ys = [y for c, y in clips if c == corpus]
+        refused = np.zeros(5)
+        for y in ys:
+            for j, snr in enumerate((None, 20, 10, 5, 0)):
+                refused[j] += not accepted(y if snr is None else with_noise(y, snr, rng))
+        totals += refused
+        print(f"| {corpus} | {len(ys)} | " + " | ".join(f"{100 * r / len(ys):.1f}%" for r in refused) + " |")
+    print(f"| all | {len(clips)} | " + " | ".join(f"{100 * r / len(clips):.1f}%" for r in totals) + " |")
+
+    print("\n## Non-speech that gets an emotion\n")
+    signals = generated()
+    if args.music:
+        signals.update(music_excerpts(args.music))
+    wrong = []
+    for name, y in signals.items():
+        if accepted(y):
+            wrong.append(name)
+    print(f"{len(wrong)} of {len(signals)} non-speech inputs got an emotion "
+          f"({100 * len(wrong) / len(signals):.1f}%)" + (": " + ", ".join(wrong) if wrong else ""))
+    print(f"\n({time.perf_counter() - started:.0f} s, model {args.model})")
+
+
+if __name__ == "__main__":
+    main()
