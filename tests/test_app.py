@@ -55,8 +55,25 @@ def test_example_analysis_shows_result_and_charts(app):
     assert labels == ["Emotion", "Confidence"]
     assert app.metric[1].value.endswith("%")
     charts = app.get("plotly_chart")
-    # probabilities, timeline (the long example has several windows), waveform, spectrogram
-    assert len(charts) == 4
+    # probabilities, timeline and time shares (the long example has several utterances),
+    # waveform, spectrogram
+    assert len(charts) == 5
+    import json as _json
+
+    specs = [_json.loads(c.proto.spec) for c in charts]
+    titles = [spec["layout"]["title"]["text"] for spec in specs]
+    assert titles[1].startswith("Emotion of each utterance") and titles[3].startswith("Waveform")
+    timeline = specs[1]["data"]
+    assert len(timeline) >= 2 and all(bar["marker"]["color"].startswith("#") for bar in timeline)
+    # the waveform draws the true peak: its max trace reaches the loudest sample
+    from importlib.resources import files
+
+    import numpy as np
+
+    from ser.audio import decode
+
+    y = decode(str(files("ser") / "examples" / "long_example.wav"), 16_000).samples
+    assert max(specs[3]["data"][0]["y"]) == pytest.approx(float(np.max(y)), abs=1e-6)
 
 
 def test_shipped_model_panel_reports_cross_validation(monkeypatch):

@@ -1,6 +1,7 @@
 """End to end: the real `ser app` server in headless Chromium (Debian's), driven by Playwright.
 
-Uploads a generated WAV and a non-audio file; saves screenshots to test-artifacts/.
+Uploads a long recording of speech with pauses, a tone and a non-audio file, and records from
+Chromium's fake microphone (fed from a WAV file); saves screenshots to test-artifacts/.
 """
 from __future__ import annotations
 
@@ -15,7 +16,9 @@ from pathlib import Path
 import pytest
 import soundfile as sf
 
-from .conftest import tone
+import numpy as np
+
+from .conftest import speech, tone
 
 CHROMIUM = "/usr/bin/chromium"
 ARTIFACTS = Path(__file__).resolve().parents[1] / "test-artifacts"
@@ -55,17 +58,22 @@ def server():
     proc.wait(timeout=20)
 
 
+LAUNCH_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
+               "--disable-component-update", "--disable-sync", "--no-first-run"]
+
+
 @pytest.fixture(scope="module")
-def page(server):
+def playwright():
     with sync_api.sync_playwright() as p:
-        browser = p.chromium.launch(
-            executable_path=CHROMIUM,
-            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                  "--disable-component-update", "--disable-sync", "--no-first-run"],
-        )
-        page = browser.new_page(viewport={"width": 1280, "height": 2200})
-        yield page
-        browser.close()
+        yield p
+
+
+@pytest.fixture(scope="module")
+def page(server, playwright):
+    browser = playwright.chromium.launch(executable_path=CHROMIUM, args=LAUNCH_ARGS)
+    page = browser.new_page(viewport={"width": 1280, "height": 2400})
+    yield page
+    browser.close()
 
 
 def _open(page, url):
@@ -73,29 +81,71 @@ def _open(page, url):
     page.get_by_text("Speech emotion recognition").first.wait_for(timeout=60_000)
 
 
-def test_upload_shows_emotion_and_charts(page, server, tmp_path):
-    wav = tmp_path / "speech.wav"
-    sf.write(wav, tone(2.5, freq=180), 16_000)
+def _recording() -> np.ndarray:
+    gap = np.zeros(16_000, np.float32)
+    return np.concatenate([gap, speech(0.8), gap, speech(1.0, 0.7), gap, speech(1.3), gap])
+
+
+def test_long_recording_shows_utterance_timeline(page, server, tmp_path):
+    wav = tmp_path / "recording.wav"
+    sf.write(wav, _recording(), 16_000)
+    _open(page, server)
+    players = page.locator("audio:visible").count()
+    page.locator("input[type=file]").first.set_input_files(str(wav))
+    page.get_by_text("Confidence").first.wait_for(timeout=90_000)
+    for title in ("Emotion probabilities", "Emotion of each utterance", "Share of the speaking time",
+                  "Waveform", "Mel spectrogram"):
+        page.get_by_text(title).first.wait_for(timeout=30_000)
+    assert page.locator("audio:visible").count() == players + 1  # the uploaded file's player
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "app_recording.png"), full_page=True)
+
+
+def test_tone_is_no_speech(page, server, tmp_path):
+    wav = tmp_path / "tone.wav"
+    sf.write(wav, tone(3.0, freq=1000.0), 16_000)
     _open(page, server)
     page.locator("input[type=file]").first.set_input_files(str(wav))
-    page.get_by_text("Confidence").first.wait_for(timeout=60_000)
-    page.locator(".js-plotly-plot").nth(2).wait_for(timeout=60_000)
-    text = page.inner_text("body")
-    assert "Emotion" in text and "%" in text
-    for title in ("Emotion probabilities", "Waveform", "Mel spectrogram"):
-        page.get_by_text(title).first.wait_for(timeout=30_000)
-    assert page.locator(".js-plotly-plot").count() >= 3
+    page.get_by_text("No speech found in tone.wav").first.wait_for(timeout=90_000)
+    assert "Confidence" not in page.inner_text("body")
+    page.get_by_text("Waveform").first.wait_for(timeout=30_000)
     ARTIFACTS.mkdir(exist_ok=True)
-    page.screenshot(path=str(ARTIFACTS / "app_result.png"), full_page=True)
+    page.screenshot(path=str(ARTIFACTS / "app_tone.png"), full_page=True)
 
 
-def test_non_audio_upload_shows_error(page, server, tmp_path):
+def test_non_audio_upload_shows_error_and_no_player(page, server, tmp_path):
     fake = tmp_path / "notes.wav"
     fake.write_text("this is not audio at all\n" * 40)
     _open(page, server)
+    players = page.locator("audio:visible").count()
     page.locator("input[type=file]").first.set_input_files(str(fake))
-    error = page.get_by_text("Cannot analyse notes.wav")
-    error.first.wait_for(timeout=60_000)
+    page.get_by_text("Cannot analyse notes.wav").first.wait_for(timeout=60_000)
     assert "not a recognised audio file" in page.inner_text("body")
+    assert page.locator("audio:visible").count() == players  # no player for undecodable input
     ARTIFACTS.mkdir(exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / "app_error.png"), full_page=True)
+
+
+def test_microphone_recording(server, playwright, tmp_path):
+    """Chromium's fake capture device plays a WAV file into st.audio_input."""
+    wav = tmp_path / "mic.wav"
+    sf.write(wav, np.concatenate([speech(), speech(1.1)]), 16_000)
+    args = LAUNCH_ARGS + ["--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream",
+                          f"--use-file-for-fake-audio-capture={wav}"]
+    browser = playwright.chromium.launch(executable_path=CHROMIUM, args=args)
+    try:
+        context = browser.new_context(viewport={"width": 1280, "height": 2000})
+        context.grant_permissions(["microphone"])
+        page = context.new_page()
+        _open(page, server)
+        page.get_by_role("tab", name="Record").click()
+        page.get_by_role("button", name="Record").first.click()
+        time.sleep(4)
+        page.get_by_role("button", name="Stop recording").first.click()
+        page.get_by_text("Waveform").first.wait_for(timeout=90_000)
+        text = page.inner_text("body")
+        assert "Confidence" in text or "No speech found" in text
+        ARTIFACTS.mkdir(exist_ok=True)
+        page.screenshot(path=str(ARTIFACTS / "app_microphone.png"), full_page=True)
+    finally:
+        browser.close()

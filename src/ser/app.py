@@ -23,8 +23,10 @@ from ser.inference import NO_SPEECH, EmotionRecognizer
 MAX_UPLOAD_MB = float(os.environ.get("SER_APP_MAX_UPLOAD_MB", "25"))
 MAX_DURATION_S = float(os.environ.get("SER_APP_MAX_DURATION_S", "300"))
 UPLOAD_TYPES = ["wav", "mp3", "ogg", "flac", "m4a", "webm", "opus", "mp4"]
-EMOJI = {"angry": "😠", "calm": "😌", "disgust": "🤢", "fear": "😨", "happy": "😊",
-         "neutral": "😐", "sad": "😢", "surprise": "😲", NO_SPEECH: "🔇"}
+#: One colour per emotion everywhere on the page (probabilities, timeline, shares); no emoji,
+#: which a machine without an emoji font draws as boxes.
+COLOURS = {"angry": "#d62728", "calm": "#17becf", "disgust": "#8c564b", "fear": "#9467bd",
+           "happy": "#e6ab02", "neutral": "#7f7f7f", "sad": "#1f77b4", "surprise": "#ff7f0e"}
 
 
 @st.cache_resource(show_spinner="Loading the model…")
@@ -81,21 +83,35 @@ def probability_chart(probabilities: dict[str, float]):
 
     labels = list(EMOTIONS)
     values = [100 * probabilities[k] for k in labels]
-    fig = go.Figure(go.Bar(x=values, y=[f"{EMOJI[k]} {k}" for k in labels], orientation="h",
+    fig = go.Figure(go.Bar(x=values, y=labels, orientation="h", marker_color=[COLOURS[k] for k in labels],
                            text=[f"{v:.1f}%" for v in values], textposition="auto"))
     fig.update_layout(title="Emotion probabilities", xaxis_title="probability (%)",
-                      xaxis_range=[0, 100], height=320, margin=dict(l=10, r=10, t=40, b=10))
+                      xaxis_range=[0, 100], height=320, margin=dict(l=70, r=10, t=40, b=45))
     return fig
+
+
+def envelope(samples: np.ndarray, columns: int = 1000) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(column start index, min, max) per column: every peak survives, however long the input."""
+    columns = max(1, min(columns, len(samples)))
+    edges = np.linspace(0, len(samples), columns + 1).astype(int)
+    lows = np.minimum.reduceat(samples, edges[:-1])
+    highs = np.maximum.reduceat(samples, edges[:-1])
+    return edges[:-1], lows, highs
 
 
 def waveform_chart(samples: np.ndarray, sr: int):
     import plotly.graph_objects as go
 
-    step = max(1, len(samples) // 4000)  # enough points for the eye, few for the browser
-    t = np.arange(0, len(samples), step) / sr
-    fig = go.Figure(go.Scattergl(x=t, y=samples[::step], mode="lines", line=dict(width=1)))
-    fig.update_layout(title="Waveform", xaxis_title="time (s)", yaxis_title="amplitude",
-                      height=250, margin=dict(l=10, r=10, t=40, b=10))
+    starts, lows, highs = envelope(samples)
+    t, lows, highs = (starts / sr).tolist(), lows.tolist(), highs.tolist()
+    fig = go.Figure([
+        go.Scatter(x=t, y=highs, mode="lines", line=dict(width=0.8, color="#1f77b4"),
+                   name="max", hoverinfo="skip", showlegend=False),
+        go.Scatter(x=t, y=lows, mode="lines", line=dict(width=0.8, color="#1f77b4"), fill="tonexty",
+                   fillcolor="rgba(31,119,180,0.6)", name="min", hoverinfo="skip", showlegend=False),
+    ])
+    fig.update_layout(title="Waveform (min and max per pixel column)", xaxis_title="time (s)",
+                      yaxis_title="amplitude", height=250, margin=dict(l=70, r=10, t=40, b=45))
     return fig
 
 
@@ -104,58 +120,92 @@ def spectrogram_chart(samples: np.ndarray, rec: EmotionRecognizer):
 
     config = rec.feature_config
     mel = log_mel_spectrogram(samples, config)
+    top = float(mel.max()) if mel.size else 0.0
     t = np.arange(mel.shape[1]) * config.hop_length / config.sample_rate
-    fig = go.Figure(go.Heatmap(z=mel, x=t, colorscale="Magma", colorbar=dict(title="dB")))
+    # 80 dB of range below the loudest bin; anything quieter (silence) is the colour scale's
+    # black floor, not a bright band.
+    magma = [[0.0, "#140e36"], [0.25, "#51127c"], [0.5, "#b73779"], [0.75, "#fc8961"],
+             [1.0, "#fcfdbf"]]
+    z = np.maximum(mel, top - 80).round(1).tolist()  # clamp: silence sits on the black floor
+    fig = go.Figure(go.Heatmap(z=z, x=t.round(3).tolist(), colorscale=magma, zmin=top - 80,
+                               zmax=top, colorbar=dict(title="dB")))
     fig.update_layout(title="Mel spectrogram", xaxis_title="time (s)", yaxis_title="mel band",
-                      height=300, margin=dict(l=10, r=10, t=40, b=10))
+                      height=300, margin=dict(l=70, r=10, t=40, b=45))
     return fig
 
 
-def timeline_chart(segments):
+def timeline_chart(segments, duration_s: float):
+    """One row: each analysed utterance as a bar in its emotion's colour; gaps are pauses."""
     import plotly.graph_objects as go
 
     fig = go.Figure()
+    shown: set[str] = set()
     for s in segments:
         fig.add_trace(go.Bar(
-            x=[s.end_s - s.start_s], base=[s.start_s], y=[s.emotion], orientation="h",
-            marker_color="lightgray" if s.emotion == NO_SPEECH else None,
-            hovertext=f"{s.start_s:.1f}–{s.end_s:.1f} s: {s.emotion} ({100 * s.confidence:.0f}%)",
-            showlegend=False))
-    fig.update_layout(title="Emotion over time (windows; grey = no speech)",
-                      xaxis_title="time (s)", height=300, barmode="overlay",
-                      yaxis=dict(categoryorder="array", categoryarray=[NO_SPEECH, *EMOTIONS]),
-                      margin=dict(l=10, r=10, t=40, b=10))
+            x=[s.end_s - s.start_s], base=[s.start_s], y=["speech"], orientation="h",
+            marker_color=COLOURS[s.emotion], name=s.emotion, legendgroup=s.emotion,
+            showlegend=s.emotion not in shown,
+            hovertemplate=f"{s.start_s:.1f}-{s.end_s:.1f} s: {s.emotion} "
+                          f"({100 * s.confidence:.0f}%)<extra></extra>"))
+        shown.add(s.emotion)
+    fig.update_layout(title="Emotion of each utterance (gaps: no speech)", xaxis_title="time (s)",
+                      xaxis_range=[0, duration_s], height=230, barmode="overlay",
+                      yaxis=dict(showticklabels=False), legend=dict(orientation="h", y=-0.45),
+                      margin=dict(l=70, r=10, t=40, b=80))
     return fig
 
 
-def analyse(data: bytes, name: str, rec: EmotionRecognizer) -> None:
-    """Decode once, predict, and draw everything; bad input becomes a message, not a crash."""
+def shares_chart(shares: dict[str, float]):
+    import plotly.graph_objects as go
+
+    labels = [k for k in EMOTIONS if shares.get(k)]
+    fig = go.Figure(go.Bar(x=[100 * shares[k] for k in labels], y=labels, orientation="h",
+                           marker_color=[COLOURS[k] for k in labels],
+                           text=[f"{100 * shares[k]:.0f}%" for k in labels], textposition="auto"))
+    fig.update_layout(title="Share of the speaking time per emotion", xaxis_title="% of speech",
+                      xaxis_range=[0, 100], height=60 + 30 * len(labels),
+                      margin=dict(l=70, r=10, t=40, b=45))
+    return fig
+
+
+def analyse(data: bytes, name: str, rec: EmotionRecognizer, player: bool = True) -> None:
+    """Decode once, predict, and draw everything; bad input becomes a message, not a crash,
+    and gets no audio player."""
     if len(data) > MAX_UPLOAD_MB * 1024 * 1024:
-        st.error(f"{name}: the file is larger than the limit of {MAX_UPLOAD_MB:g} MB.")
+        st.error(f"{name} is {len(data) / 1e6:.1f} MB: larger than the limit of "
+                 f"{MAX_UPLOAD_MB:g} MB. Cut it shorter or use `ser predict` on your machine.")
         return
     try:
         audio = decode(data, rec.feature_config.sample_rate, max_duration_s=MAX_DURATION_S)
     except AudioError as exc:
         st.error(f"Cannot analyse {name}: {exc}")
         return
-    with st.spinner("Analysing…"):
+    if player:
+        st.audio(data)
+    with st.spinner("Analysing..."):
         result = rec.predict(audio.samples, sample_rate=audio.sample_rate)
     if result.emotion == NO_SPEECH:
-        st.warning(f"No speech found in {name} ({result.duration_s:.1f} s): nothing to analyse.")
+        st.warning(f"No speech found in {name} ({result.duration_s:.1f} s): the voice activity "
+                   "detector heard no voice, so there is no emotion to report.")
     else:
         col1, col2 = st.columns(2)
-        col1.metric("Emotion", f"{EMOJI[result.emotion]} {result.emotion}")
+        col1.metric("Emotion", result.emotion + (" (uncertain)" if result.uncertain else ""))
         col2.metric("Confidence", f"{100 * result.confidence:.1f}%")
-        st.plotly_chart(probability_chart(result.probabilities), use_container_width=True)
-    if len(result.segments) > 1:
-        st.plotly_chart(timeline_chart(result.segments), use_container_width=True)
-    st.plotly_chart(waveform_chart(audio.samples, audio.sample_rate), use_container_width=True)
-    st.plotly_chart(spectrogram_chart(audio.samples, rec), use_container_width=True)
+        if result.uncertain:
+            st.info(f"Uncertain: {result.emotion} is the model's best guess, but at "
+                    f"{100 * result.confidence:.0f}% confidence its guesses on unseen voices are "
+                    "more often wrong than right.")
+        st.plotly_chart(probability_chart(result.probabilities), width="stretch", theme=None)
+        if len(result.segments) > 1:
+            st.plotly_chart(timeline_chart(result.segments, result.duration_s), width="stretch", theme=None)
+            st.plotly_chart(shares_chart(result.emotion_shares), width="stretch", theme=None)
+    st.plotly_chart(waveform_chart(audio.samples, audio.sample_rate), width="stretch", theme=None)
+    st.plotly_chart(spectrogram_chart(audio.samples, rec), width="stretch", theme=None)
 
 
 def main() -> None:
-    st.set_page_config(page_title="ser — speech emotion recognition", page_icon="🎙️")
-    st.title("🎙️ Speech emotion recognition")
+    st.set_page_config(page_title="ser - speech emotion recognition")
+    st.title("Speech emotion recognition")
     st.write("Upload speech or record it; the model tells which of eight emotions it carries.")
     names = list(SHIPPED_MODELS)
     start = os.environ.get("SER_MODEL") or "default"
@@ -174,21 +224,17 @@ def main() -> None:
         upload = st.file_uploader("Audio file", type=UPLOAD_TYPES,
                                   help=f"WAV, MP3, OGG, FLAC, M4A… up to {MAX_UPLOAD_MB:g} MB")
         if upload is not None:
-            data = upload.getvalue()
-            st.audio(data)
-            analyse(data, upload.name, rec)
+            analyse(upload.getvalue(), upload.name, rec)
     with record_tab:
         recording = st.audio_input("Record from the microphone")
         if recording is not None:
-            analyse(recording.getvalue(), "the recording", rec)
+            analyse(recording.getvalue(), "the recording", rec, player=False)
     with example_tab:
         examples = sorted(p.name for p in files("ser").joinpath("examples").iterdir()
                           if p.name.endswith(".wav"))
         choice = st.selectbox("Bundled example (synthetic speech)", examples)
         if st.button("Analyse the example"):
-            data = files("ser").joinpath("examples", choice).read_bytes()
-            st.audio(data)
-            analyse(data, choice, rec)
+            analyse(files("ser").joinpath("examples", choice).read_bytes(), choice, rec)
 
 
 if __name__ == "__main__":
