@@ -45,3 +45,18 @@ def test_datasets_scan(tmp_path, capsys):
     empty.mkdir()
     assert main(["datasets", "scan", str(empty)]) == 1
     assert main(["datasets", "scan", str(tmp_path / "nowhere")]) == 1
+
+
+def test_ser_predict_imports_neither_torch_nor_numba():
+    """The serving path (CLI parsing included) stays on NumPy, soundfile/PyAV and ONNX Runtime."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys; from ser.cli import main; "
+        "from importlib.resources import files; "
+        "rc = main(['predict', str(files('ser') / 'examples' / 'speech_example.wav')]); "
+        "heavy = sorted(m for m in sys.modules if m.split('.')[0] in ('torch', 'numba', 'librosa', 'sklearn')); "
+        "assert rc == 0 and not heavy, heavy"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)

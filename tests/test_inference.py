@@ -122,7 +122,8 @@ def test_cli_jsonl_contract(tiny_bundle, tmp_path, capsys):
     (folder / "c.wav").write_bytes(b"garbage" * 50)
     code = main(["predict", str(folder), "--model", str(tiny_bundle[1]), "--format", "jsonl"])
     assert code == 1  # one file failed
-    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    captured = capsys.readouterr()
+    lines = [json.loads(line) for line in captured.out.splitlines()]
     assert [line["path"].rsplit("/", 1)[1] for line in lines] == ["a.wav", "b.flac", "c.wav"]
     assert set(PREDICTION_FIELDS) == CONTRACT_KEYS
     for line in lines[:2]:
@@ -132,7 +133,13 @@ def test_cli_jsonl_contract(tiny_bundle, tmp_path, capsys):
         assert isinstance(line["duration_s"], float)
         for seg in line["segments"]:
             assert set(seg) == {"start_s", "end_s", "emotion", "confidence"}
-    assert set(lines[2]) == {"path", "error"} and "not a recognised audio file" in lines[2]["error"]
+    assert set(lines[2]) == {"path", "error"} and lines[2]["error"] == "not a recognised audio file"
+    err = captured.err
+    assert f"ser: error: {folder / 'c.wav'}: not a recognised audio file" in err
+    assert "1 of 3 files failed" in err
+    assert main(["predict", str(folder), "--model", str(tiny_bundle[1])]) == 1  # table
+    captured = capsys.readouterr()
+    assert "c.wav" not in captured.out and "c.wav: not a recognised audio file" in captured.err
 
     out = tmp_path / "out.csv"
     assert main(["predict", str(folder / "a.wav"), "--model", str(tiny_bundle[1]),

@@ -71,14 +71,19 @@ def cmd_predict(args: argparse.Namespace) -> int:
     for path, result in zip(files, results):
         if isinstance(result, AudioError):
             failed += 1
-            rows.append({"path": str(path), "error": str(result)})
+            reason = str(result).removeprefix(f"{path}: ")
+            print(f"ser: error: {path}: {reason}", file=sys.stderr)
+            if args.format != "table":  # machine formats keep one record per input
+                rows.append({"path": str(path), "error": reason})
         else:
             rows.append({**result.to_dict(), "path": str(path)})
-    text = _format(rows, args.format)
+    text = _format(rows, args.format) if rows else ""
     if args.output:
         args.output.write_text(text)
     else:
         sys.stdout.write(text)
+    if failed:
+        print(f"ser: {failed} of {len(files)} files failed", file=sys.stderr)
     return 1 if failed else 0
 
 
@@ -223,7 +228,7 @@ def cmd_app(args: argparse.Namespace) -> int:
 
 
 def _add_training_args(p: argparse.ArgumentParser) -> None:
-    from .model import ARCHITECTURES
+    from .architectures import ARCHITECTURES
     from .train import FRONTENDS
 
     p.add_argument("data", nargs="+", type=Path, help="corpus folders or CSV files")

@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from .bundle import sha256_file
+from .dsp import mel_filters, power_spectrogram
 
 WHISPER_BASE_SHA256 = "d01c3014881c9c6f3133c182f3d2887eb6ca1c789a7538c5c007196857a0a6a9"
 WHISPER_BASE_SIZE = 145_217_532
@@ -104,21 +105,15 @@ def model_dir(root: Path | None = None, expected_sha256: str = WHISPER_BASE_SHA2
 
 @lru_cache(maxsize=1)
 def _mel_filters() -> np.ndarray:
-    import librosa
-
-    # Whisper's own filter bank: librosa's Slaney-style mel, 80 bands, 0-8 kHz.
-    return librosa.filters.mel(sr=SAMPLE_RATE, n_fft=N_FFT, n_mels=N_MELS).astype(np.float32)
+    """Whisper's filter bank: 80 Slaney mel bands over 0-8 kHz (see :func:`ser.dsp.mel_filters`)."""
+    return mel_filters(SAMPLE_RATE, N_FFT, N_MELS, 0.0, SAMPLE_RATE / 2)
 
 
 def log_mel(y: np.ndarray) -> np.ndarray:
     """Whisper's log-mel spectrogram (80, frames) of 16-kHz audio, as ``whisper.audio`` computes
     it: periodic Hann STFT (400/160, centred, reflect), power, mel, log10, floor at 8 below the
-    maximum, then (x + 4) / 4. Frames = len(y) // 160."""
-    import librosa
-
-    stft = librosa.stft(y.astype(np.float32), n_fft=N_FFT, hop_length=HOP, window="hann",
-                        center=True, pad_mode="reflect")
-    power = np.abs(stft[:, :-1]) ** 2
+    maximum, then (x + 4) / 4. Frames = len(y) // 160. NumPy only."""
+    power = power_spectrogram(y, N_FFT, HOP)[:, :-1]  # Whisper drops the last centred frame
     mel = _mel_filters() @ power
     logspec = np.log10(np.maximum(mel, 1e-10))
     logspec = np.maximum(logspec, logspec.max() - 8.0)

@@ -159,12 +159,13 @@ def features_from_waveform(y: np.ndarray, config: FeatureConfig) -> np.ndarray:
 
 
 def log_mel_spectrogram(y: np.ndarray, config: FeatureConfig) -> np.ndarray:
-    """The log-mel block of the features (n_mels, frames) in dB, for display."""
-    import librosa
+    """The log-mel block of the features (n_mels, frames) in dB, for display; NumPy only, so
+    the app need not import librosa's feature modules."""
+    from .dsp import mel_filters, power_spectrogram, power_to_db
 
-    mel_fb, _ = _filter_banks(config)
-    power = _stft_magnitude(np.ascontiguousarray(y, dtype=np.float32), config) ** 2
-    return librosa.power_to_db(mel_fb @ power, ref=1.0, top_db=None)
+    fb = mel_filters(config.sample_rate, config.n_fft, config.n_mels, config.fmin,
+                     config.fmax if config.fmax is not None else config.sample_rate / 2)
+    return power_to_db(fb @ power_spectrogram(y, config.n_fft, config.hop_length))
 
 
 def speech_bounds(y: np.ndarray, config: FeatureConfig) -> tuple[int, int]:

@@ -18,28 +18,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-ARCHITECTURES = ("reference_lstm", "conv_attention", "embedding_mlp")
-
-DEFAULTS: dict[str, dict] = {
-    "reference_lstm": {
-        "units": [256, 256, 128],
-        "lstm_dropout": 0.4,
-        "dense_units": 256,
-        "dense_dropout": 0.5,
-    },
-    "conv_attention": {
-        "conv_channels": 128,
-        "lstm_units": 128,
-        "lstm_dropout": 0.3,
-        "dense_units": 256,
-        "dense_dropout": 0.5,
-    },
-    "embedding_mlp": {
-        "input_dropout": 0.2,
-        "dense_units": 256,
-        "dense_dropout": 0.5,
-    },
-}
+from .architectures import ARCHITECTURES, DEFAULTS, full_arch  # noqa: F401  (re-exported)
 
 
 class ReferenceLSTM(nn.Module):
@@ -124,12 +103,6 @@ def build_model(arch: dict, n_features: int, n_classes: int) -> nn.Module:
     cls = {"reference_lstm": ReferenceLSTM, "conv_attention": ConvAttention,
            "embedding_mlp": EmbeddingMLP}[name]
     return cls(n_features, n_classes, **params)
-
-
-def full_arch(arch: dict) -> dict:
-    """The architecture config with every default filled in (what a bundle records)."""
-    name = arch["name"]
-    return {"name": name, **DEFAULTS[name], **{k: v for k, v in arch.items() if k != "name"}}
 
 
 def count_parameters(model: nn.Module) -> int:
