@@ -63,6 +63,14 @@ def test_non_speech_is_no_speech(client, name):
     assert r.json()["segments"] == [] and r.json()["speech_s"] == 0
 
 
+def test_music_is_no_speech(client):
+    from pathlib import Path
+
+    music = (Path(__file__).parent / "data" / "music_brahms_hungarian_dance_5.ogg").read_bytes()
+    r = client.post("/v1/predict", content=music, headers={"content-type": "audio/ogg"})
+    assert r.status_code == 200 and r.json()["emotion"] == "no_speech"
+
+
 @pytest.mark.parametrize("sent,echoed", [("../../../../etc/passwd", "passwd"),
                                          ("<script>alert(1)</script>.wav", "script_.wav"),
                                          ("C:\\x\\voice memo.m4a", "voice memo.m4a")])

@@ -60,3 +60,15 @@ def test_ser_predict_imports_neither_torch_nor_numba():
         "assert rc == 0 and not heavy, heavy"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_music_and_whale_song_are_no_speech_in_the_cli(capsys):
+    """Public-domain excerpts (tests/data/README.md) through `ser predict`."""
+    import json
+    from pathlib import Path
+
+    data = Path(__file__).parent / "data"
+    files = [str(data / "music_brahms_hungarian_dance_5.ogg"), str(data / "humpback_whale_song.ogg")]
+    assert main(["predict", *files, "--format", "jsonl"]) == 0
+    rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [r["emotion"] for r in rows] == ["no_speech", "no_speech"]
