@@ -174,3 +174,42 @@ def test_errors_are_value_errors_with_the_file_name(tmp_path):
     with pytest.raises(ValueError) as info:
         load_audio(path)
     assert "garbage.mp3" in str(info.value)
+
+
+@pytest.mark.parametrize("fmt,subtype", [("FLAC", "PCM_16"), ("OGG", "VORBIS"), ("WAV", "PCM_16")])
+def test_truncated_file_is_analysed_with_a_warning(fmt, subtype):
+    """Half a file decodes what is there (as players do) and says so: warnings == ("truncated",)."""
+    from ser.audio import decode
+
+    from .conftest import speech
+
+    buf = io.BytesIO()
+    y = np.concatenate([speech(), speech()])
+    sf.write(buf, y, 16_000, format=fmt, subtype=subtype)
+    whole = decode(buf.getvalue(), 16_000)
+    assert whole.warnings == ()
+    half = decode(buf.getvalue()[: len(buf.getvalue()) // 2], 16_000)
+    assert half.warnings == ("truncated",)
+    assert 0.2 * len(y) < len(half.samples) < 0.8 * len(y)
+
+
+def test_decoding_memory_follows_the_output_not_the_input():
+    """8 channels at 96 kHz: decoded block by block, down-mixed and resampled on the fly."""
+    import tracemalloc
+
+    from ser.audio import decode
+
+    seconds, rate, channels = 20, 96_000, 8
+    buf = io.BytesIO()
+    with sf.SoundFile(buf, "w", rate, channels, format="FLAC", subtype="PCM_16") as f:
+        block = np.zeros((rate, channels), np.float32)
+        for _ in range(seconds):
+            f.write(block)
+    data = buf.getvalue()
+    tracemalloc.start()
+    audio = decode(data, 16_000)
+    _, peak = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    assert len(audio.samples) == seconds * 16_000
+    input_bytes = seconds * rate * channels * 4  # what decoding it whole would take: 61 MB
+    assert peak < 0.15 * input_bytes, f"peak {peak / 1e6:.1f} MB"

@@ -20,7 +20,7 @@ from .conftest import speech
 from ser.inference import PREDICTION_FIELDS  # noqa: E402
 
 CONTRACT_KEYS = {"path", "emotion", "confidence", "uncertain", "probabilities", "duration_s",
-                 "speech_s", "emotion_shares", "segments"}
+                 "speech_s", "emotion_shares", "segments", "warnings"}
 
 
 @pytest.fixture(scope="module")

@@ -64,6 +64,8 @@ def create_app(config: ServerConfig | None = None, recognizer=None):
         emotion_shares: dict[str, float] = Field(
             description="share of the speaking time whose utterance's top emotion is each label")
         segments: list[Segment]
+        warnings: list[str] = Field(description='"truncated": the file ended before its header '
+                                                "said; what decoded cleanly was analysed")
 
     class ErrorOut(BaseModel):
         error: str

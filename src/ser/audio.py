@@ -59,6 +59,9 @@ class NonFiniteAudioError(AudioError):
 class DecodedAudio:
     samples: np.ndarray  # mono float32
     sample_rate: int
+    #: "truncated": the file ended before its header said it would (or its codec broke off);
+    #: what decoded cleanly is analysed, as a player would play it.
+    warnings: tuple[str, ...] = ()
 
     @property
     def duration_s(self) -> float:
@@ -92,28 +95,97 @@ def _read_bytes(source: AudioSource) -> tuple[bytes, str]:
     raise TypeError(f"cannot read audio from {type(source).__name__}")
 
 
+#: Input frames decoded per step: bounds the memory a file's rate and channel count can take.
+BLOCK_FRAMES = 1 << 16
+
+
+class _Sink:
+    """Collects mono blocks at the input rate, resampled on the fly to the output rate, so
+    that peak memory follows the *output* (16 kHz mono), not the input's rate and channels."""
+
+    def __init__(self, in_rate: int, out_rate: int, name: str, max_duration_s: float | None):
+        import soxr
+
+        self.stream = (soxr.ResampleStream(in_rate, out_rate, 1, dtype="float32", quality="HQ")
+                       if in_rate != out_rate else None)
+        self.chunks: list[np.ndarray] = []
+        self.in_frames = 0
+        self.in_rate, self.name, self.max_duration_s = in_rate, name, max_duration_s
+
+    def add(self, block: np.ndarray) -> None:
+        """``block``: (frames, channels) or (frames,) at the input rate."""
+        mono = to_mono(block)
+        if not np.all(np.isfinite(mono)):
+            raise NonFiniteAudioError(f"{_where(self.name)}contains NaN or infinite samples")
+        self.in_frames += len(mono)
+        if self.max_duration_s is not None and self.in_frames > self.max_duration_s * self.in_rate:
+            raise AudioTooLongError(
+                f"{_where(self.name)}audio is longer than the limit of {self.max_duration_s:.1f} s")
+        self.chunks.append(self.stream.resample_chunk(mono) if self.stream else mono)
+
+    def finish(self) -> np.ndarray:
+        if self.stream is not None:
+            self.chunks.append(self.stream.resample_chunk(np.zeros(0, np.float32), last=True))
+        return np.concatenate(self.chunks).astype(np.float32) if self.chunks else np.zeros(0, np.float32)
+
+
+def _container_truncated(data: bytes) -> bool:
+    """Cut-off containers whose decoders stop quietly: a WAV whose data chunk is shorter than
+    its header declares, an Ogg stream whose last page is incomplete or lacks the end flag."""
+    if data[:4] == b"RIFF" and data[8:12] == b"WAVE":
+        pos = 12
+        while pos + 8 <= len(data):
+            size = int.from_bytes(data[pos + 4 : pos + 8], "little")
+            if data[pos : pos + 4] == b"data":
+                return size != 0xFFFFFFFF and pos + 8 + size > len(data)
+            pos += 8 + size + (size & 1)
+        return False
+    if data[:4] == b"OggS":
+        last = data.rfind(b"OggS")
+        if last < 0 or last + 27 > len(data):
+            return True
+        n_segments = data[last + 26]
+        if last + 27 + n_segments > len(data):
+            return True
+        body = sum(data[last + 27 : last + 27 + n_segments])
+        complete = last + 27 + n_segments + body <= len(data)
+        return not complete or not data[last + 5] & 0x04  # 0x04: end of stream
+    return False
+
+
 def _decode_soundfile(
-    data: bytes, name: str, max_duration_s: float | None
-) -> tuple[np.ndarray, int] | None:
+    data: bytes, name: str, rate: int, max_duration_s: float | None
+) -> DecodedAudio | None:
     import soundfile as sf
 
     try:
-        with sf.SoundFile(io.BytesIO(data)) as f:
-            # Refuse over-long input from the header, before decoding it all.
-            if max_duration_s is not None and f.frames > max_duration_s * f.samplerate > 0:
-                raise AudioTooLongError(
-                    f"{_where(name)}audio lasts {f.frames / f.samplerate:.1f} s, "
-                    f"over the limit of {max_duration_s:.1f} s"
-                )
-            audio = f.read(dtype="float32", always_2d=True)
-            return audio, f.samplerate
-    except AudioError:
-        raise
+        f = sf.SoundFile(io.BytesIO(data))
     except Exception:  # libsndfile refuses: fall back to FFmpeg
         return None
+    with f:
+        # Refuse over-long input from the header, before decoding any of it.
+        if max_duration_s is not None and f.frames > max_duration_s * f.samplerate > 0:
+            raise AudioTooLongError(
+                f"{_where(name)}audio lasts {f.frames / f.samplerate:.1f} s, "
+                f"over the limit of {max_duration_s:.1f} s"
+            )
+        sink = _Sink(f.samplerate, rate, name, max_duration_s)
+        truncated = False
+        try:
+            for block in f.blocks(BLOCK_FRAMES, dtype="float32", always_2d=True):
+                sink.add(block)
+        except AudioError:
+            raise
+        except Exception:
+            if not sink.in_frames:
+                return None  # nothing decodable here: let FFmpeg try
+            truncated = True
+        truncated = (truncated or (0 < f.frames < 2**62 and sink.in_frames < f.frames)
+                     or _container_truncated(data))
+        return DecodedAudio(sink.finish(), rate, ("truncated",) if truncated else ())
 
 
-def _decode_pyav(data: bytes, name: str, max_duration_s: float | None) -> tuple[np.ndarray, int]:
+def _decode_pyav(data: bytes, name: str, rate: int, max_duration_s: float | None) -> DecodedAudio:
     import av
 
     try:
@@ -126,40 +198,38 @@ def _decode_pyav(data: bytes, name: str, max_duration_s: float | None) -> tuple[
             raise NotAudioError(f"{_where(name)}the file has no audio stream")
         stream = streams[0]
         try:
-            rate = int(stream.codec_context.sample_rate or stream.rate or 0)
+            in_rate = int(stream.codec_context.sample_rate or stream.rate or 0)
         except Exception:
-            rate = 0
-        if rate <= 0:
+            in_rate = 0
+        if in_rate <= 0:
             raise UnsupportedCodecError(f"{_where(name)}audio stream has no sample rate")
-        # FFmpeg does format conversion and the down-mix; resampling stays with soxr.
-        resampler = av.AudioResampler(format="flt", layout="mono", rate=rate)
-        chunks: list[np.ndarray] = []
-        total = 0
-        limit = None if max_duration_s is None else int(max_duration_s * rate)
+        if max_duration_s is not None and stream.duration and stream.time_base:
+            declared = float(stream.duration * stream.time_base)
+            if declared > max_duration_s:  # refused from the header, before decoding
+                raise AudioTooLongError(f"{_where(name)}audio lasts {declared:.1f} s, over the "
+                                        f"limit of {max_duration_s:.1f} s")
+        # FFmpeg converts the sample format and down-mixes; resampling stays with soxr.
+        resampler = av.AudioResampler(format="flt", layout="mono", rate=in_rate)
+        sink = _Sink(in_rate, rate, name, max_duration_s)
+        truncated = False
         try:
             for frame in container.decode(stream):
                 for out in resampler.resample(frame):
-                    arr = out.to_ndarray().reshape(-1)
-                    chunks.append(arr)
-                    total += len(arr)
-                if limit is not None and total > limit:
-                    raise AudioTooLongError(
-                        f"{_where(name)}audio is longer than the limit of {max_duration_s:.1f} s"
-                    )
+                    sink.add(out.to_ndarray().reshape(-1))
             for out in resampler.resample(None):
-                chunks.append(out.to_ndarray().reshape(-1))
+                sink.add(out.to_ndarray().reshape(-1))
         except AudioError:
             raise
         except Exception as exc:
-            if not chunks:
+            if not sink.in_frames:
                 kind = type(exc).__name__
                 if "Decoder" in kind or "codec" in str(exc).lower():
                     raise UnsupportedCodecError(f"{_where(name)}audio codec cannot be decoded") from None
                 raise NotAudioError(f"{_where(name)}audio data is corrupt or truncated") from None
-            # Keep what decoded cleanly before a truncated tail, as players do.
-        if not chunks:
+            truncated = True  # keep what decoded cleanly before a broken tail, as players do
+        if not sink.in_frames:
             raise EmptyAudioError(f"{_where(name)}the file contains no audio samples")
-        return np.concatenate(chunks).astype(np.float32)[:, None], rate
+        return DecodedAudio(sink.finish(), rate, ("truncated",) if truncated else ())
     finally:
         container.close()
 
@@ -242,24 +312,22 @@ def decode(
     if isinstance(source, np.ndarray):
         if source_rate is None:
             raise TypeError("source_rate is required when passing an array")
-        name = "array"
+        if int(source_rate) <= 0:
+            raise AudioError(f"source_rate must be positive, not {source_rate}")
         if not np.issubdtype(source.dtype, np.number):
             raise AudioError(f"array of dtype {source.dtype} is not audio")
         samples = to_mono(source if source.ndim == 1 else _frames_first(source))
-        orig_sr = int(source_rate)
-    else:
-        data, name = _read_bytes(source)
-        if not data:
-            raise EmptyAudioError(f"{_where(name)}the file is empty")
-        decoded = _decode_soundfile(data, name, max_duration_s)
-        if decoded is None:
-            decoded = _decode_pyav(data, name, max_duration_s)
-        audio, orig_sr = decoded
-        samples = to_mono(audio)
-    # Check length before resampling (cheap rejection), finiteness after.
-    check_samples(samples, orig_sr, name, min_duration_s, max_duration_s)
-    samples = resample(samples, orig_sr, sample_rate)
-    return DecodedAudio(samples, sample_rate)
+        # Check length before resampling (cheap rejection), finiteness too.
+        check_samples(samples, int(source_rate), "array", min_duration_s, max_duration_s)
+        return DecodedAudio(resample(samples, int(source_rate), sample_rate), sample_rate)
+    data, name = _read_bytes(source)
+    if not data:
+        raise EmptyAudioError(f"{_where(name)}the file is empty")
+    decoded = _decode_soundfile(data, name, sample_rate, max_duration_s)
+    if decoded is None:
+        decoded = _decode_pyav(data, name, sample_rate, max_duration_s)
+    check_samples(decoded.samples, sample_rate, name, min_duration_s, max_duration_s)
+    return decoded
 
 
 def _frames_first(audio: np.ndarray) -> np.ndarray:

@@ -57,6 +57,7 @@ class Prediction:
     path: str | None = None
     uncertain: bool = False  # confidence below the bundle's threshold: more likely wrong
     speech_s: float = 0.0  # seconds analysed as speech
+    warnings: list[str] = field(default_factory=list)  # "truncated": the file ended early
 
     @property
     def has_speech(self) -> bool:
@@ -83,6 +84,7 @@ class Prediction:
             "speech_s": round(self.speech_s, 3),
             "emotion_shares": {k: round(v, 4) for k, v in self.emotion_shares.items()},
             "segments": [s.to_dict() for s in self.segments],
+            "warnings": list(self.warnings),
         }
 
 
@@ -102,6 +104,7 @@ class _Prepared:
     duration_s: float
     spans: list[tuple[float, float]]  # (start_s, end_s) of each analysed unit
     inputs: np.ndarray
+    warnings: tuple[str, ...] = ()
 
 
 def _prepare(source, config: FeatureConfig, sample_rate, max_clip_s, max_duration_s,
@@ -116,7 +119,7 @@ def _prepare(source, config: FeatureConfig, sample_rate, max_clip_s, max_duratio
     else:
         inputs = (np.stack([u.window for u in units]) if units
                   else np.zeros((0, config.window_samples), np.float32))
-    return _Prepared(audio.duration_s, spans, inputs)
+    return _Prepared(audio.duration_s, spans, inputs, audio.warnings)
 
 
 def _prepare_job(args):
@@ -207,7 +210,8 @@ class EmotionRecognizer:
         probs = self.probabilities(self._model_inputs(prep))
         if not len(probs):
             zeros = {label: 0.0 for label in self.labels}
-            return Prediction(NO_SPEECH, 0.0, zeros, prep.duration_s, [], path)
+            return Prediction(NO_SPEECH, 0.0, zeros, prep.duration_s, [], path,
+                              warnings=list(prep.warnings))
         segments = []
         for (start, end), p in zip(prep.spans, probs):
             i = int(p.argmax())
@@ -219,7 +223,8 @@ class EmotionRecognizer:
         i = int(mean.argmax())
         return Prediction(self.labels[i], float(mean[i]), dict(zip(self.labels, map(float, mean))),
                           prep.duration_s, segments, path, uncertain=bool(mean[i] < self.uncertain_below),
-                          speech_s=float(sum(end - start for start, end in prep.spans)))
+                          speech_s=float(sum(end - start for start, end in prep.spans)),
+                          warnings=list(prep.warnings))
 
     def predict(
         self,
