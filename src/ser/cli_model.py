@@ -3,87 +3,30 @@
 from __future__ import annotations
 
 import argparse
-import csv
-import io
 import json
 import sys
 from pathlib import Path
 
-from . import EMOTIONS
-
-
-def _inputs(paths: list[Path]) -> list[Path]:
-    from .datasets import audio_files
-
-    out: list[Path] = []
-    for p in paths:
-        if p.is_dir():
-            found = audio_files(p)
-            if not found:
-                print(f"ser: warning: no audio files under {p}", file=sys.stderr)
-            out.extend(found)
-        else:
-            out.append(p)  # a missing file is reported per file, in order
-    return out
-
-
-def _format(rows: list[dict], fmt: str) -> str:
-    if fmt == "jsonl":
-        return "".join(json.dumps(r) + "\n" for r in rows)
-    if fmt == "json":
-        return json.dumps(rows, indent=2) + "\n"
-    if fmt == "csv":
-        buf = io.StringIO()
-        fields = ["path", "emotion", "confidence", "uncertain", "duration_s", "speech_s", *EMOTIONS,
-                  "error"]
-        writer = csv.DictWriter(buf, fieldnames=fields, extrasaction="ignore", lineterminator="\n")
-        writer.writeheader()
-        for r in rows:
-            writer.writerow({**r, **r.get("probabilities", {})})
-        return buf.getvalue()
-    lines = []
-    width = max([len(r["path"]) for r in rows] + [4])
-    lines.append(f"{'file':<{width}}  {'emotion':<10} {'conf':>5}  {'dur_s':>6}  {'speech_s':>8}  "
-                 "segments")
-    for r in rows:
-        if "error" in r:
-            lines.append(f"{r['path']:<{width}}  error: {r['error']}")
-            continue
-        emotion = r["emotion"] + ("?" if r.get("uncertain") else "")
-        lines.append(f"{r['path']:<{width}}  {emotion:<10} {r['confidence']:>5.2f}  "
-                     f"{r['duration_s']:>6.2f}  {r['speech_s']:>8.2f}  {len(r['segments'])}")
-    return "\n".join(lines) + "\n"
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
-    from .audio import AudioError
-    from .inference import EmotionRecognizer
+    from . import batch
 
-    recognizer = EmotionRecognizer.load(args.model)
-    files = _inputs(args.paths)
-    if not files:
+    sources = batch.expand_inputs([str(p) for p in args.paths], args.from_list)
+    if not sources:
         raise ValueError("no input files")
-    rows, failed = [], 0
-    results = recognizer.predict_many(
-        files, max_clip_s=args.max_clip, max_duration_s=args.max_duration, workers=args.workers,
-        progress=len(files) > 1 and sys.stderr.isatty(),
-    )
-    for path, result in zip(files, results):
-        if isinstance(result, AudioError):
-            failed += 1
-            reason = str(result).removeprefix(f"{path}: ")
-            print(f"ser: error: {path}: {reason}", file=sys.stderr)
-            if args.format != "table":  # machine formats keep one record per input
-                rows.append({"path": str(path), "error": reason})
-        else:
-            rows.append({**result.to_dict(), "path": str(path)})
-    text = _format(rows, args.format) if rows else ""
-    if args.output:
-        args.output.write_text(text)
-    else:
-        sys.stdout.write(text)
+    rows, failed = batch.run(
+        sources, model=args.model, engine=args.engine, output=args.output, fmt=args.format,
+        resume=args.resume, workers=args.workers, address=args.address, actors=args.actors,
+        cpus_per_actor=args.cpus_per_actor, max_clip_s=args.max_clip,
+        max_duration_s=args.max_duration, progress=len(sources) > 1 and sys.stderr.isatty())
+    for row in rows:
+        if "error" in row:
+            print(f"ser: error: {row['path']}: {row['error']}", file=sys.stderr)
+    if args.output is None:
+        sys.stdout.write(batch.format_rows(rows, args.format))
     if failed:
-        print(f"ser: {failed} of {len(files)} files failed", file=sys.stderr)
+        print(f"ser: {failed} of {len(rows)} files failed", file=sys.stderr)
     return 1 if failed else 0
 
 
@@ -343,9 +286,19 @@ def add_commands(sub) -> None:
     p.set_defaults(func=cmd_models)
 
     p = sub.add_parser("predict", help="predict the emotion of audio files or folders")
-    p.add_argument("paths", nargs="+", type=Path)
-    p.add_argument("--format", choices=("table", "json", "jsonl", "csv"), default="table")
+    p.add_argument("paths", nargs="*", help="files, folders, globs or URIs")
+    p.add_argument("--from-list", type=Path, default=None,
+                   help="a text file listing paths or URIs, one a line")
+    p.add_argument("--format", choices=("table", "json", "jsonl", "csv", "parquet"), default="table")
     p.add_argument("--output", type=Path, help="write results to this file")
+    p.add_argument("--resume", action="store_true",
+                   help="skip files already done in an earlier run with the same --output")
+    p.add_argument("--engine", choices=("local", "ray"), default="local",
+                   help="local process pool, or Ray Data (pip install 'ser[ray]')")
+    p.add_argument("--address", default=None,
+                   help="Ray cluster to join (auto, ray://host:10001); default: start one here")
+    p.add_argument("--actors", type=int, default=None, help="Ray actors (default: CPUs / 2)")
+    p.add_argument("--cpus-per-actor", type=float, default=None)
     p.add_argument("--model", default=None,
                    help="a shipped model's name (default, reference, light; see `ser models`) "
                         "or a bundle folder")

@@ -1,0 +1,310 @@
+"""Batch prediction: many files, one result row each, on this machine or on a Ray cluster.
+
+* ``engine="local"``: :meth:`EmotionRecognizer.predict_many` (a bounded process pool).
+* ``engine="ray"``: Ray Data — the inputs become a dataset, ``map_batches`` runs them through
+  a pool of actors that each load the bundle once; streaming execution, per-block retries and
+  autoscaling come from Ray. ``address`` joins a running cluster (``"auto"``,
+  ``"ray://host:10001"``); without it a local Ray runtime is started with this machine's cores.
+
+Both engines give the same row for every file (the same code predicts it). Inputs are paths
+the workers can read, or URIs that ``pyarrow.fs`` opens (``s3://``, ``gs://``, ``hdfs://``).
+
+**Resumable**: with an output file, every finished row is appended at once to a journal beside
+it (``OUTPUT.journal.jsonl``, with each file's sha256); a later run with ``resume=True`` skips
+the files whose path and content are unchanged, so a killed or pre-empted job goes on where
+it stopped. The final output (any format) is written from the journal, in input order.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Iterable, Iterator, Sequence
+
+from . import EMOTIONS
+
+FORMATS = ("table", "json", "jsonl", "csv", "parquet")
+ENGINES = ("local", "ray")
+
+
+def is_uri(source: str) -> bool:
+    return "://" in source and not source.startswith("file://")
+
+
+def read_source(source: str) -> bytes:
+    """The bytes of a local path or of a URI (through pyarrow's file systems)."""
+    if not is_uri(source):
+        return Path(source.removeprefix("file://")).read_bytes()
+    from pyarrow import fs
+
+    filesystem, path = fs.FileSystem.from_uri(source)
+    with filesystem.open_input_stream(path) as f:
+        return f.read()
+
+
+def content_hash(source: str) -> str | None:
+    try:
+        return hashlib.sha256(read_source(source)).hexdigest()
+    except (OSError, ValueError):
+        return None  # unreadable: predicted (and reported) again
+
+
+def error_row(source: str, exc: Exception) -> dict:
+    reason = str(exc).removeprefix(f"{source}: ")
+    return {"path": source, "error": reason}
+
+
+def predict_row(recognizer, source: str, limits: dict | None = None) -> dict:
+    """One input's row: the prediction, or the error that input raised (never an exception)."""
+    from .audio import AudioError
+
+    try:
+        data = source if not is_uri(source) else read_source(source)
+        result = recognizer.predict(data, **(limits or {}))
+    except (AudioError, OSError) as exc:
+        return error_row(source, exc)
+    return {**result.to_dict(), "path": source}
+
+
+class RayPredictor:
+    """A Ray actor: loads the bundle once, then predicts batches of paths."""
+
+    def __init__(self, model: str | None, limits: dict, threads: int = 1):
+        from .inference import EmotionRecognizer
+
+        self.recognizer = EmotionRecognizer.load(model, threads=threads)
+        self.limits = limits
+
+    def __call__(self, batch: dict) -> dict:
+        import resource
+
+        rows = [predict_row(self.recognizer, str(p), self.limits) for p in batch["path"]]
+        peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # for benchmarks
+        return {"path": list(batch["path"]), "row": [json.dumps(r) for r in rows],
+                "actor_peak_rss_mb": [peak_mb] * len(rows)}
+
+
+def _local_rows(sources: Sequence[str], model: str | None, workers: int | None,
+                limits: dict) -> Iterator[dict]:
+    from .audio import AudioError
+    from .inference import EmotionRecognizer
+
+    recognizer = EmotionRecognizer.load(model)
+    local = [s for s in sources if not is_uri(s)]
+    results = iter(recognizer.predict_many(local, workers=workers, **limits))
+    for source in sources:
+        if is_uri(source):
+            yield predict_row(recognizer, source, limits)
+            continue
+        result = next(results)
+        yield (error_row(source, result) if isinstance(result, AudioError)
+               else {**result.to_dict(), "path": source})
+
+
+def _ray_rows(sources: Sequence[str], model: str | None, address: str | None, actors: int | None,
+              cpus_per_actor: float | None, batch_size: int, limits: dict,
+              stats: dict | None = None) -> Iterator[dict]:
+    try:
+        import ray
+    except ImportError:
+        raise ValueError("the ray engine needs Ray: pip install 'ser[ray]'") from None
+    import logging
+
+    logging.getLogger("ray.data").setLevel(logging.WARNING)
+    started_here = not ray.is_initialized()
+    if started_here:
+        local = {} if address else {"num_cpus": os.cpu_count(), "_node_ip_address": "127.0.0.1"}
+        ray.init(address=address, include_dashboard=False, log_to_driver=False,
+                 configure_logging=False, **local)  # a local runtime listens on loopback only
+    try:
+        cpus = ray.cluster_resources().get("CPU", 1.0)
+        # Leave CPU for Ray's own read tasks: on 2 cores, 2 one-CPU actors starve them (hang).
+        actors = actors or max(1, int(cpus // 2))
+        cpus_per_actor = cpus_per_actor or min(1.0, max(0.25, (cpus - 0.5) / actors))
+        context = ray.data.DataContext.get_current()
+        context.execution_options.preserve_order = True
+        context.enable_progress_bars = False
+        dataset = ray.data.from_items([{"path": s} for s in sources])
+        predicted = dataset.map_batches(
+            RayPredictor, fn_constructor_kwargs={"model": model, "limits": limits}, concurrency=actors,
+            num_cpus=cpus_per_actor, batch_size=batch_size)
+        for row in predicted.iter_rows():
+            if stats is not None:
+                stats["actor_peak_rss_mb"] = max(stats.get("actor_peak_rss_mb", 0.0),
+                                                 float(row["actor_peak_rss_mb"]))
+            yield json.loads(row["row"])
+    finally:
+        if started_here:
+            ray.shutdown()
+
+
+def run(
+    sources: Sequence[str],
+    *,
+    model: str | None = None,
+    engine: str = "local",
+    output: Path | None = None,
+    fmt: str = "jsonl",
+    resume: bool = False,
+    workers: int | None = None,
+    address: str | None = None,
+    actors: int | None = None,
+    cpus_per_actor: float | None = None,
+    batch_size: int = 8,
+    max_clip_s: float | None = None,
+    max_duration_s: float | None = None,
+    progress: bool = False,
+) -> tuple[list[dict], int]:
+    """Predict every source; returns (rows in input order, number of failures) and writes the
+    output file when one is given."""
+    if engine not in ENGINES:
+        raise ValueError(f"engine must be one of {', '.join(ENGINES)}, not {engine!r}")
+    if fmt not in FORMATS:
+        raise ValueError(f"format must be one of {', '.join(FORMATS)}, not {fmt!r}")
+    if fmt == "parquet" and output is None:
+        raise ValueError("--format parquet needs --output FILE")
+    if resume and output is None:
+        raise ValueError("--resume needs --output FILE (the run's journal sits beside it)")
+    journal = Path(f"{output}.journal.jsonl") if output is not None else None
+    done = _read_journal(journal) if resume and journal is not None else {}
+    hashes = {s: content_hash(s) for s in sources} if journal is not None else {}
+    todo = [s for s in sources if not (s in done and done[s]["sha256"] == hashes.get(s))]
+    rows = {s: done[s]["row"] for s in sources if s not in todo}
+    limits = {k: v for k, v in (("max_clip_s", max_clip_s), ("max_duration_s", max_duration_s))
+              if v is not None}
+    if engine == "local":
+        produced = _local_rows(todo, model, workers, limits)
+    else:
+        produced = _ray_rows(todo, model, address, actors, cpus_per_actor, batch_size, limits)
+    _collect(produced, todo, rows, journal, hashes, resume, progress)
+    ordered = [rows[s] for s in sources]
+    if output is not None:
+        write(ordered, output, fmt)
+    return ordered, sum("error" in r for r in ordered)
+
+
+def _collect(produced: Iterable[dict], todo: Sequence[str], rows: dict, journal: Path | None,
+             hashes: dict, resume: bool, progress: bool) -> None:
+    from tqdm.auto import tqdm
+
+    mode = "a" if resume else "w"
+    handle = open(journal, mode) if journal is not None else None  # noqa: SIM115
+    bar = tqdm(total=len(todo), unit="file", disable=not progress, leave=False)
+    failures, started = 0, time.perf_counter()
+    try:
+        for source, row in zip(todo, produced):
+            rows[source] = row
+            failures += "error" in row
+            if handle is not None:  # flushed per row: a kill loses at most the rows in flight
+                handle.write(json.dumps({"sha256": hashes.get(source), "row": row}) + "\n")
+                handle.flush()
+            bar.update()
+            bar.set_postfix(failed=failures, files_per_s=f"{bar.n / (time.perf_counter() - started):.1f}")
+    finally:
+        bar.close()
+        if handle is not None:
+            handle.close()
+
+
+def _read_journal(journal: Path) -> dict[str, dict]:
+    done: dict[str, dict] = {}
+    if not journal.is_file():
+        return done
+    for line in journal.read_text().splitlines():
+        try:
+            entry = json.loads(line)
+        except json.JSONDecodeError:
+            continue  # a line cut by a kill
+        done[entry["row"]["path"]] = entry
+    return done
+
+
+def write(rows: list[dict], output: Path, fmt: str) -> None:
+    if fmt == "parquet":
+        _write_parquet(rows, output)
+    else:
+        output.write_text(format_rows(rows, fmt))
+
+
+def flat_row(row: dict) -> dict:
+    """A result as flat columns: probabilities one per emotion, nested parts as JSON text."""
+    flat = {k: v for k, v in row.items() if k not in ("probabilities", "segments", "emotion_shares",
+                                                     "warnings")}
+    flat.update({k: row.get("probabilities", {}).get(k) for k in EMOTIONS})
+    for key in ("segments", "emotion_shares", "warnings"):
+        flat[key] = json.dumps(row[key]) if key in row else None
+    flat.setdefault("error", None)
+    return flat
+
+
+def _write_parquet(rows: list[dict], output: Path) -> None:
+    try:
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+    except ImportError:
+        raise ValueError("Parquet output needs pyarrow: pip install 'ser[ray]'") from None
+    flat = [flat_row(r) for r in rows]
+    columns = list(dict.fromkeys(k for r in flat for k in r))
+    table = pa.table({c: [r.get(c) for r in flat] for c in columns})
+    pq.write_table(table, output)
+
+
+def format_rows(rows: list[dict], fmt: str) -> str:
+    import csv
+    import io
+
+    if fmt == "jsonl":
+        return "".join(json.dumps(r) + "\n" for r in rows)
+    if fmt == "json":
+        return json.dumps(rows, indent=2) + "\n"
+    if fmt == "csv":
+        buf = io.StringIO()
+        fields = ["path", "emotion", "confidence", "uncertain", "duration_s", "speech_s", *EMOTIONS,
+                  "error"]
+        writer = csv.DictWriter(buf, fieldnames=fields, extrasaction="ignore", lineterminator="\n")
+        writer.writeheader()
+        for r in rows:
+            writer.writerow({**r, **r.get("probabilities", {})})
+        return buf.getvalue()
+    rows = [r for r in rows if "error" not in r]  # the table lists results; errors go to stderr
+    width = max([len(r["path"]) for r in rows] + [4])
+    lines = [f"{'file':<{width}}  {'emotion':<10} {'conf':>5}  {'dur_s':>6}  {'speech_s':>8}  segments"]
+    for r in rows:
+        emotion = r["emotion"] + ("?" if r.get("uncertain") else "")
+        lines.append(f"{r['path']:<{width}}  {emotion:<10} {r['confidence']:>5.2f}  "
+                     f"{r['duration_s']:>6.2f}  {r['speech_s']:>8.2f}  {len(r['segments'])}")
+    return "\n".join(lines) + "\n" if rows else ""
+
+
+def expand_inputs(items: Sequence[str], list_file: Path | None = None) -> list[str]:
+    """Files, folders (recursively, audio suffixes), globs, and the lines of a list file
+    (paths or URIs, ``#`` comments); a missing path stays in, to be reported per file."""
+    import glob
+
+    from .datasets import audio_files
+
+    raw = list(items)
+    if list_file is not None:
+        raw += [line.strip() for line in Path(list_file).read_text().splitlines()
+                if line.strip() and not line.lstrip().startswith("#")]
+    out: list[str] = []
+    for item in raw:
+        if is_uri(item):
+            out.append(item)
+        elif Path(item).is_dir():
+            found = audio_files(Path(item))
+            if not found:
+                print(f"ser: warning: no audio files under {item}", file=sys.stderr)
+            out.extend(str(p) for p in found)
+        elif any(ch in item for ch in "*?[") and not Path(item).exists():
+            matches = sorted(glob.glob(item, recursive=True))
+            if not matches:
+                print(f"ser: warning: nothing matches {item}", file=sys.stderr)
+            out.extend(m for m in matches if Path(m).is_file())
+        else:
+            out.append(item)
+    return out
