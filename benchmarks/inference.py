@@ -11,11 +11,6 @@ from __future__ import annotations
 
 import argparse
 import io
-import os
-import resource
-import subprocess
-import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -26,7 +21,7 @@ from threadpoolctl import threadpool_limits
 from ser.audio import load_audio
 from ser.bundle import read_bundle
 from ser.datasets import scan
-from ser.inference import EmotionRecognizer, _prepare
+from ser.inference import EmotionRecognizer
 
 CORPORA = Path(__file__).resolve().parents[1].parent / "shared" / "corpora"
 
@@ -59,15 +54,12 @@ def main() -> None:
 
     torch.set_num_threads(1)
     model = load_torch_model(info)
-    mean, std = rec._mean, rec._std
 
     def torch_path():
         # Same decoding, windowing and front end as the recognizer; only the model differs.
-        prep = _prepare(wav, rec.feature_config, None, rec._hop(None), rec._max_clip(None),
-                        600.0, rec._featurise)
-        x = rec._model_inputs(prep)
+        x = rec.model_inputs(wav)
         with torch.no_grad():
-            model(torch.from_numpy(((x - mean) / std).astype(np.float32)))
+            model(torch.from_numpy(x))
 
     rows = []
     with threadpool_limits(1):
@@ -87,22 +79,23 @@ def main() -> None:
     for name, p50, p95 in rows:
         print(f"| {name} | {p50:.1f} | {p95:.1f} |")
 
-    # A long recording: 60 s of corpus speech with pauses, analysed in windows (hop 1.5 s).
+    # Long recordings: corpus speech with 0.5-s pauses, cut into utterances by the VAD.
     parts = []
-    for r in picks[:40]:
+    for r in picks[:200]:
         parts += [load_audio(r.path, 16_000), np.zeros(8_000, np.float32)]
-    long = np.concatenate(parts)[: 60 * 16_000]
+    speech = np.concatenate(parts)
     print()
-    for threads, hop in ((1, None), (2, None), (2, 3.0)):
-        r = rec if threads == 1 else EmotionRecognizer.load(args.model, threads=threads)
-        with threadpool_limits(threads):
-            r.predict(long[:16_000 * 5], sample_rate=16_000)
-            t = time.perf_counter()
-            result = r.predict(long, sample_rate=16_000, hop_s=hop)
-            elapsed = time.perf_counter() - t
-        print(f"Long recording: {len(long) / 16_000:.0f} s, hop {r._hop(hop):.1f} s, "
-              f"{len(result.segments)} windows, {threads} thread(s): {elapsed:.2f} s, "
-              f"real-time factor {elapsed / (len(long) / 16_000):.4f}")
+    for seconds in (60, 600):
+        long = np.tile(speech, 1 + seconds * 16_000 // len(speech))[: seconds * 16_000]
+        for threads in (1, 2):
+            r = rec if threads == 1 else EmotionRecognizer.load(args.model, threads=threads)
+            with threadpool_limits(threads):
+                r.predict(long[:16_000 * 5], sample_rate=16_000)
+                t = time.perf_counter()
+                result = r.predict(long, sample_rate=16_000, max_duration_s=None)
+                elapsed = time.perf_counter() - t
+            print(f"Long recording: {seconds} s, {len(result.segments)} utterance pieces, "
+                  f"{threads} thread(s): {elapsed:.2f} s, real-time factor {elapsed / seconds:.4f}")
 
     paths = [r.path for r in picks]
     audio_s = sum(sf.info(p).duration for p in paths)
@@ -114,19 +107,7 @@ def main() -> None:
     print(f"\nBatch: {len(paths)} corpus clips ({audio_s:.0f} s of audio), 2 workers: "
           f"{len(paths) / elapsed:.1f} clips/s, real-time factor {elapsed / audio_s:.4f} "
           f"({ok} ok)")
-
-    with tempfile.TemporaryDirectory() as tmp:
-        listing = Path(tmp) / "out.jsonl"
-        cmd = [str(Path(sys.executable).with_name("ser")), "predict", *paths[:200],
-               "--format", "jsonl", "--output", str(listing)]
-        if args.model:
-            cmd += ["--model", args.model]
-        t = time.perf_counter()
-        subprocess.run(cmd, check=False, stderr=subprocess.DEVNULL)
-        wall = time.perf_counter() - t
-    peak_kb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-    print(f"`ser predict` on 200 clips: {wall:.1f} s wall, peak RSS of the largest process "
-          f"{peak_kb / 1024:.0f} MB")
+    # Start-up time and memory of `ser predict` as a fresh process: benchmarks/cli_startup.py.
 
 
 if __name__ == "__main__":

@@ -1,7 +1,6 @@
 """Python API and the `ser predict` contract, on a tiny trained bundle."""
 from __future__ import annotations
 
-import io
 import json
 import subprocess
 import sys

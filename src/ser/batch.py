@@ -130,7 +130,8 @@ def _ray_rows(sources: Sequence[str], model: str | None, address: str | None, ac
         context.enable_progress_bars = False
         dataset = ray.data.from_items([{"path": s} for s in sources])
         predicted = dataset.map_batches(
-            RayPredictor, fn_constructor_kwargs={"model": model, "limits": limits}, concurrency=actors,
+            RayPredictor, fn_constructor_kwargs={"model": model, "limits": limits},
+            compute=ray.data.ActorPoolStrategy(min_size=actors, max_size=actors),
             num_cpus=cpus_per_actor, batch_size=batch_size)
         for row in predicted.iter_rows():
             if stats is not None:

@@ -195,6 +195,15 @@ class EmotionRecognizer:
             out.append(e / e.sum(axis=1, keepdims=True))
         return np.concatenate(out) if out else np.zeros((0, len(self.labels)), np.float32)
 
+    def model_inputs(self, source: AudioSource | np.ndarray, sample_rate: int | None = None, *,
+                     max_clip_s: float = DEFAULT_MAX_CLIP_S) -> np.ndarray:
+        """What the model's graph receives for this input, standardised: one row per analysed
+        unit (for benchmarks and for checking a bundle in another runtime)."""
+        prep = _prepare(source, self.feature_config, sample_rate, max_clip_s,
+                        DEFAULT_MAX_DURATION_S, self._featurise)
+        x = self._model_inputs(prep)
+        return ((x - self._mean) / self._std).astype(np.float32)
+
     def _model_inputs(self, prep: _Prepared) -> np.ndarray:
         if self._featurise or not len(prep.inputs):
             return prep.inputs

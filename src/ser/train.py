@@ -7,7 +7,6 @@ Whole speakers go to train, validation or test — never two of them — unless
 
 from __future__ import annotations
 
-import copy
 import json
 import time
 from dataclasses import asdict, dataclass, field
@@ -425,7 +424,8 @@ def train_pipeline(
     from .model_card import model_card
     from .evaluate import summary_table, write_report
     from .features import FeatureConfig
-    from .model import count_parameters, full_arch
+    from .architectures import full_arch
+    from .model import count_parameters
 
     config = config or TrainConfig()
     feature_config = feature_config or FeatureConfig()
