@@ -32,7 +32,15 @@ def client(tiny_bundle):
 
 
 def test_health_model_and_openapi(client):
-    assert client.get("/v1/health").json()["status"] == "ok"
+    for _ in range(300):  # the model loads in the background; health says so
+        r = client.get("/v1/health")
+        if r.json()["status"] != "loading":
+            break
+        assert r.status_code == 503
+        import time
+
+        time.sleep(0.1)
+    assert r.status_code == 200 and r.json()["status"] == "ok"
     info = client.get("/v1/model").json()
     assert info["labels"] == list(EMOTIONS) and info["frontend"] == "handcrafted"
     schema = client.get("/openapi.json").json()
@@ -101,9 +109,12 @@ def test_truncated_and_over_long(client):
     wav = _wav(speech())
     r = client.post("/v1/predict", content=wav[:60], headers={"content-type": "audio/wav"})
     assert 400 <= r.status_code < 500
-    long = _wav(np.zeros(16_000 * 25, np.float32) + 0.01, fmt="FLAC")
+    long = _wav(np.zeros(16_000 * 150, np.float32) + 0.01, fmt="FLAC")
     r = client.post("/v1/predict", content=long, headers={"content-type": "audio/flac"})
-    assert r.status_code == 422 and "limit" in r.json()["error"]
+    assert r.status_code == 413 and "limit" in r.json()["error"] and "/v1/jobs" in r.json()["error"]
+    flac = _wav(np.concatenate([speech(), speech()]), fmt="FLAC")
+    half = client.post("/v1/predict", content=flac[: len(flac) // 2], headers={"content-type": "audio/flac"})
+    assert half.status_code == 200 and half.json()["warnings"] == ["truncated"]
 
 
 def test_multipart_without_file_field(client):
@@ -111,3 +122,79 @@ def test_multipart_without_file_field(client):
     assert r.status_code == 422 and "'file'" in r.json()["error"]
     form = client.post("/v1/predict", data={"other": "x"})  # url-encoded form: not audio
     assert form.status_code == 415
+
+
+def test_docs_work_offline(client):
+    page = client.get("/docs")
+    assert page.status_code == 200 and "/static/swagger/swagger-ui-bundle.js" in page.text
+    assert "cdn" not in page.text.lower()
+    assert client.get("/static/swagger/swagger-ui-bundle.js").status_code == 200
+    assert client.get("/static/swagger/swagger-ui.css").status_code == 200
+
+
+def _wait_for_job(client, job_id, seconds=60):
+    import time
+
+    for _ in range(int(seconds * 10)):
+        job = client.get(f"/v1/jobs/{job_id}").json()
+        if job["status"] in ("done", "failed"):
+            return job
+        time.sleep(0.1)
+    raise AssertionError(f"job {job_id} did not finish: {job}")
+
+
+@pytest.fixture(scope="module")
+def small_server(tiny_bundle):
+    """Sync limit 20 s, at most 2 jobs: the long-audio rules in a few seconds."""
+    app = create_app(ServerConfig(model=str(tiny_bundle[1]), max_sync_duration_s=20,
+                                  max_duration_s=60, max_jobs=2))
+    with TestClient(app) as c:
+        _wait_ready(c)
+        yield c
+
+
+def _wait_ready(c):
+    import time
+
+    for _ in range(300):
+        if c.get("/v1/health").status_code == 200:
+            return
+        time.sleep(0.1)
+    raise AssertionError("the model did not load")
+
+
+def _recording(seconds: float) -> bytes:
+    gap = np.zeros(16_000, np.float32)
+    parts = []
+    while sum(map(len, parts)) < seconds * 16_000:
+        parts += [speech(), gap]
+    return _wav(np.concatenate(parts)[: int(seconds * 16_000)], fmt="FLAC")
+
+
+def test_long_audio_goes_to_jobs(small_server):
+    long = _recording(30)
+    r = small_server.post("/v1/predict", content=long, headers={"content-type": "audio/flac"})
+    assert r.status_code == 413 and "/v1/jobs" in r.json()["error"]
+    r = small_server.post("/v1/jobs", content=long, headers={"content-type": "audio/flac",
+                                                               "x-filename": "call.flac"})
+    assert r.status_code == 202 and r.json()["status"] in ("queued", "running", "done")
+    job = _wait_for_job(small_server, r.json()["id"])
+    assert job["status"] == "done" and job["progress"] == 1.0
+    assert job["result"]["path"] == "call.flac" and len(job["result"]["segments"]) >= 5
+    assert small_server.get("/v1/jobs/nope").status_code == 404
+    too_long = small_server.post("/v1/jobs", content=_recording(70),
+                                 headers={"content-type": "audio/flac"})
+    failed = _wait_for_job(small_server, too_long.json()["id"])
+    assert failed["status"] == "failed" and "limit" in failed["error"]
+    limits = small_server.get("/v1/model").json()["limits"]
+    assert limits["max_sync_duration_s"] == 20 and limits["max_duration_s"] == 60
+
+
+def test_job_queue_is_bounded(small_server):
+    long = _recording(40)
+    codes = [small_server.post("/v1/jobs", content=long, headers={"content-type": "audio/flac"}).status_code
+             for _ in range(4)]
+    assert codes.count(202) >= 2 and 429 in codes
+    # short requests are still answered while jobs run
+    r = small_server.post("/v1/predict", content=_wav(speech()), headers={"content-type": "audio/wav"})
+    assert r.status_code == 200

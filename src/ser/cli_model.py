@@ -146,8 +146,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     serve(args.host, args.port, ServerConfig(
         model=args.model, max_upload_mb=args.max_upload_mb,
-        max_duration_s=args.max_duration, timeout_s=args.timeout,
-        max_concurrency=args.max_concurrency))
+        max_duration_s=args.max_duration, max_sync_duration_s=args.max_sync_duration,
+        timeout_s=args.timeout, max_concurrency=args.max_concurrency, max_jobs=args.max_jobs))
     return 0
 
 
@@ -310,7 +310,10 @@ def add_commands(sub) -> None:
 
     p = sub.add_parser("serve", help="serve the HTTP API (FastAPI + uvicorn)")
     _add_server_args(p, port=8000)
-    p.add_argument("--max-duration", type=float, default=600.0, help="longest audio (s)")
+    p.add_argument("--max-duration", type=float, default=600.0, help="longest audio (s), as a job")
+    p.add_argument("--max-sync-duration", type=float, default=120.0,
+                   help="longest audio (s) for /v1/predict; longer goes to /v1/jobs")
+    p.add_argument("--max-jobs", type=int, default=8, help="jobs queued or running at once")
     p.add_argument("--timeout", type=float, default=60.0, help="per-request limit (s)")
     p.add_argument("--max-concurrency", type=int, default=2, help="concurrent analyses")
     p.set_defaults(func=cmd_serve)

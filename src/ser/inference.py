@@ -204,10 +204,16 @@ class EmotionRecognizer:
         x = self._model_inputs(prep)
         return ((x - self._mean) / self._std).astype(np.float32)
 
-    def _model_inputs(self, prep: _Prepared) -> np.ndarray:
+    def _model_inputs(self, prep: _Prepared, on_progress=None) -> np.ndarray:
         if self._featurise or not len(prep.inputs):
             return prep.inputs
-        return self._encoder.embed(prep.inputs)
+        if on_progress is None:
+            return self._encoder.embed(prep.inputs)
+        parts, step = [], 16  # the encoder's batch: report after each
+        for start in range(0, len(prep.inputs), step):
+            parts.append(self._encoder.embed(prep.inputs[start : start + step]))
+            on_progress(min(len(prep.inputs), start + step) / len(prep.inputs))
+        return np.concatenate(parts)
 
     @property
     def uncertain_below(self) -> float:
@@ -215,8 +221,8 @@ class EmotionRecognizer:
         more likely wrong than right, given calibrated probabilities — when it sets none)."""
         return float(self.bundle.config.get("uncertain_below", 0.5))
 
-    def _finish(self, prep: _Prepared, path: str | None) -> Prediction:
-        probs = self.probabilities(self._model_inputs(prep))
+    def _finish(self, prep: _Prepared, path: str | None, on_progress=None) -> Prediction:
+        probs = self.probabilities(self._model_inputs(prep, on_progress))
         if not len(probs):
             zeros = {label: 0.0 for label in self.labels}
             return Prediction(NO_SPEECH, 0.0, zeros, prep.duration_s, [], path,
@@ -242,17 +248,24 @@ class EmotionRecognizer:
         *,
         max_clip_s: float = DEFAULT_MAX_CLIP_S,
         max_duration_s: float | None = DEFAULT_MAX_DURATION_S,
+        on_progress=None,
     ) -> Prediction:
         """Predict the emotion of a path, bytes, file object or array (then give ``sample_rate``).
 
+        ``on_progress(fraction)`` is called as the analysis advances (long recordings).
         Raises an :class:`ser.audio.AudioError` subclass for input that cannot be analysed.
         """
         if isinstance(source, np.ndarray) and sample_rate is None:
             raise TypeError("sample_rate is required when predicting on an array")
         prep = _prepare(source, self.feature_config, sample_rate, max_clip_s, max_duration_s,
                         self._featurise)
+        if on_progress is not None:
+            on_progress(0.0)
         path = str(source) if isinstance(source, (str, os.PathLike)) else None
-        return self._finish(prep, path)
+        result = self._finish(prep, path, on_progress)
+        if on_progress is not None:
+            on_progress(1.0)
+        return result
 
     def predict_many(
         self,
