@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import io
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -213,3 +214,36 @@ def test_decoding_memory_follows_the_output_not_the_input():
     assert len(audio.samples) == seconds * 16_000
     input_bytes = seconds * rate * channels * 4  # what decoding it whole would take: 61 MB
     assert peak < 0.15 * input_bytes, f"peak {peak / 1e6:.1f} MB"
+
+
+TINYTAG = Path(__file__).parent / "data" / "tinytag"
+
+
+def test_damaged_aiff_is_refused_without_a_traceback(capfd):
+    from ser.audio import NotAudioError, decode
+
+    with pytest.raises(NotAudioError):
+        decode(TINYTAG / "invalid_sample_rate.aiff", 16_000)
+    assert "Traceback" not in capfd.readouterr().err
+
+
+def test_mp3_after_unusual_id3_frames_keeps_its_length():
+    from ser.audio import decode
+
+    assert decode(TINYTAG / "id3_frames.mp3", 16_000).duration_s == pytest.approx(4.54, abs=0.02)
+
+
+@pytest.mark.parametrize("claimed_frames", [None, 2**31 - 1])
+def test_a_lying_mp3_header_is_not_called_too_long(claimed_frames):
+    from ser.audio import AudioTooLongError, AudioTooShortError, decode
+
+    data = bytearray((TINYTAG / "vbr_xing_header_2channel.mp3").read_bytes())
+    if claimed_frames is not None:
+        at = data.find(b"Xing") + 8  # flags say a frame count follows
+        data[at : at + 4] = claimed_frames.to_bytes(4, "big")
+    with pytest.raises(AudioTooShortError):  # 0.13 s of real audio, whatever the header says
+        decode(bytes(data), 16_000, max_duration_s=60)
+    try:
+        decode(bytes(data), 16_000, max_duration_s=60, min_duration_s=None)
+    except AudioTooLongError as exc:
+        pytest.fail(f"refused as too long: {exc}")

@@ -153,18 +153,43 @@ def _container_truncated(data: bytes) -> bool:
     return False
 
 
+class _ClampedBytesIO(io.BytesIO):
+    """libsndfile seeks through a Python callback; on some damaged files (an AIFF with an
+    invalid rate) it asks for a negative offset, and BytesIO's ValueError then escapes as an
+    "Exception ignored in cffi callback" traceback on stderr. Clamp to the start instead: the
+    file is refused cleanly either way."""
+
+    def seek(self, offset: int, whence: int = 0) -> int:
+        try:
+            return super().seek(offset, whence)
+        except ValueError:
+            return super().seek(0)
+
+
+def _plausible_duration(declared_s: float, n_bytes: int) -> bool:
+    """A header's duration is believed only if the file could hold it at 1 kbit/s or more:
+    damaged MP3 headers claim centuries, which must not turn into "too long" errors."""
+    return 0 < declared_s <= n_bytes * 8 / 1000
+
+
+def _looks_like_mp3(data: bytes) -> bool:
+    return data[:3] == b"ID3" or (len(data) > 1 and data[0] == 0xFF and data[1] & 0xE0 == 0xE0)
+
+
 def _decode_soundfile(
     data: bytes, name: str, rate: int, max_duration_s: float | None
 ) -> DecodedAudio | None:
     import soundfile as sf
 
     try:
-        f = sf.SoundFile(io.BytesIO(data))
+        f = sf.SoundFile(_ClampedBytesIO(data))
     except Exception:  # libsndfile refuses: fall back to FFmpeg
         return None
     with f:
         # Refuse over-long input from the header, before decoding any of it.
-        if max_duration_s is not None and f.frames > max_duration_s * f.samplerate > 0:
+        declared = f.frames / f.samplerate if f.samplerate > 0 else 0.0
+        if (max_duration_s is not None and declared > max_duration_s
+                and _plausible_duration(declared, len(data))):
             raise AudioTooLongError(
                 f"{_where(name)}audio lasts {f.frames / f.samplerate:.1f} s, "
                 f"over the limit of {max_duration_s:.1f} s"
@@ -205,7 +230,7 @@ def _decode_pyav(data: bytes, name: str, rate: int, max_duration_s: float | None
             raise UnsupportedCodecError(f"{_where(name)}audio stream has no sample rate")
         if max_duration_s is not None and stream.duration and stream.time_base:
             declared = float(stream.duration * stream.time_base)
-            if declared > max_duration_s:  # refused from the header, before decoding
+            if declared > max_duration_s and _plausible_duration(declared, len(data)):
                 raise AudioTooLongError(f"{_where(name)}audio lasts {declared:.1f} s, over the "
                                         f"limit of {max_duration_s:.1f} s")
         # FFmpeg converts the sample format and down-mixes; resampling stays with soxr.
@@ -323,9 +348,19 @@ def decode(
     data, name = _read_bytes(source)
     if not data:
         raise EmptyAudioError(f"{_where(name)}the file is empty")
-    decoded = _decode_soundfile(data, name, sample_rate, max_duration_s)
-    if decoded is None:
-        decoded = _decode_pyav(data, name, sample_rate, max_duration_s)
+    if _looks_like_mp3(data):
+        # FFmpeg's MP3 decoder finds the length players report where libsndfile's mpg123 loses
+        # frames after unusual ID3 tags or trusts a wrong Xing header (tinytag's test files).
+        try:
+            decoded = _decode_pyav(data, name, sample_rate, max_duration_s)
+        except (NotAudioError, UnsupportedCodecError, EmptyAudioError):
+            decoded = _decode_soundfile(data, name, sample_rate, max_duration_s)
+            if decoded is None:
+                raise
+    else:
+        decoded = _decode_soundfile(data, name, sample_rate, max_duration_s)
+        if decoded is None:
+            decoded = _decode_pyav(data, name, sample_rate, max_duration_s)
     check_samples(decoded.samples, sample_rate, name, min_duration_s, max_duration_s)
     return decoded
 
