@@ -1,5 +1,7 @@
-"""Load test of `ser serve` on loopback: requests/s, latency percentiles and errors for 3-s
-clips at 1, 4 and 16 concurrent clients, and the server's memory over a soak run.
+"""Load test of `ser serve` on loopback: requests/s, latency percentiles, errors and server
+memory for 3-s clips at 1, 4, 16 and 64 concurrent clients; then normal clients side by side
+with abusive ones (a 590-s 96-kHz 8-channel FLAC and a 564-s Opus recording of speech, sent
+both to /v1/predict and to /v1/jobs, in a bounded loop); and the server's memory over a soak.
 
     python benchmarks/api_load.py [--seconds 20] [--max-requests 400] [--soak 120] [--model DIR]
 
@@ -15,6 +17,7 @@ import subprocess
 import sys
 import threading
 import time
+import urllib.error
 import urllib.request
 from pathlib import Path
 
@@ -49,6 +52,50 @@ def clips(n: int) -> list[bytes]:
         sf.write(buf, np.pad(y, (0, 48_000 - len(y))), 16_000, format="WAV")
         out.append(buf.getvalue())
     return out
+
+
+def abusive_files() -> dict[str, tuple[bytes, str]]:
+    """The two inputs that used to sink the server: tiny uploads, huge decoded audio."""
+    flac = io.BytesIO()
+    with sf.SoundFile(flac, "w", 96_000, 8, format="FLAC", subtype="PCM_16") as f:
+        block = np.zeros((96_000, 8), np.float32)
+        for _ in range(590):
+            f.write(block)
+    records = scan(CORPORA / "crema-d").records
+    speech, total, i = [], 0, 0
+    while total < 564 * 16_000:
+        y = load_audio(records[i].path, 16_000)
+        speech += [y, np.zeros(8_000, np.float32)]
+        total += len(y) + 8_000
+        i += 1
+    opus = io.BytesIO()
+    sf.write(opus, np.concatenate(speech)[: 564 * 16_000], 16_000, format="OGG", subtype="OPUS")
+    return {"96-kHz 8-ch 590-s FLAC": (flac.getvalue(), "audio/flac"),
+            "564-s Opus speech": (opus.getvalue(), "audio/ogg")}
+
+
+def abuse(url: str, files: dict, stop: threading.Event, counts: dict) -> None:
+    """Send each abusive file to both endpoints, again and again, until ``stop``."""
+    import json
+
+    while not stop.is_set():
+        for name, (body, ctype) in files.items():
+            for endpoint in ("/v1/predict", "/v1/jobs"):
+                if stop.is_set():
+                    return
+                req = urllib.request.Request(f"{url}{endpoint}", data=body,
+                                             headers={"content-type": ctype})
+                try:
+                    with urllib.request.urlopen(req, timeout=60) as resp:
+                        code = resp.status
+                        json.loads(resp.read())
+                except urllib.error.HTTPError as exc:
+                    code = exc.code
+                except Exception:
+                    code = "error"
+                key = f"{name} -> {endpoint}: {code}"
+                counts[key] = counts.get(key, 0) + 1
+                time.sleep(0.2)
 
 
 def drive(url: str, bodies: list[bytes], clients: int, seconds: float, max_requests: int):
@@ -114,11 +161,44 @@ def main() -> None:
         drive(url, bodies, 2, 5, 20)  # warm up
         print(f"`ser serve` on loopback, 3-s WAV clips, server at --max-concurrency 2 "
               f"(RSS after warm-up {rss_mb(server.pid):.0f} MB)")
-        print("| clients | requests | req/s | p50 ms | p95 ms | p99 ms | errors |")
-        print("|---|---|---|---|---|---|---|")
-        for clients in (1, 4, 16):
+        print("| clients | requests | req/s | p50 ms | p95 ms | p99 ms | errors | server peak RSS MB |")
+        print("|---|---|---|---|---|---|---|---|")
+        unloaded_p99 = None
+        for clients in (1, 4, 16, 64):
+            peak = [rss_mb(server.pid)]
+            done = threading.Event()
+            watcher = threading.Thread(target=lambda: [peak.append(rss_mb(server.pid))
+                                                       for _ in iter(lambda: done.wait(0.5), True)])
+            watcher.start()
             rps, (p50, p95, p99), errors, n = drive(url, bodies, clients, args.seconds, args.max_requests)
-            print(f"| {clients} | {n} | {rps:.1f} | {p50:.0f} | {p95:.0f} | {p99:.0f} | {errors} |")
+            done.set()
+            watcher.join()
+            unloaded_p99 = p99 if clients == 4 else unloaded_p99
+            print(f"| {clients} | {n} | {rps:.1f} | {p50:.0f} | {p95:.0f} | {p99:.0f} | {errors} | "
+                  f"{max(peak):.0f} |")
+
+        files = abusive_files()
+        print(f"\nAbusive inputs: " + ", ".join(f"{k} ({len(v[0]) / 1e3:.0f} KB)" for k, v in files.items()))
+        stop, counts = threading.Event(), {}
+        abusers = [threading.Thread(target=abuse, args=(url, files, stop, counts)) for _ in range(2)]
+        peak = [rss_mb(server.pid)]
+        for th in abusers:
+            th.start()
+        watcher_done = threading.Event()
+        watcher = threading.Thread(target=lambda: [peak.append(rss_mb(server.pid))
+                                                   for _ in iter(lambda: watcher_done.wait(0.5), True)])
+        watcher.start()
+        rps, (p50, p95, p99), errors, n = drive(url, bodies, 4, args.seconds, args.max_requests)
+        stop.set()
+        for th in abusers:
+            th.join()
+        watcher_done.set()
+        watcher.join()
+        print(f"4 normal clients beside 2 abusive ones: {n} requests, {rps:.1f} req/s, p50 {p50:.0f} ms, "
+              f"p99 {p99:.0f} ms ({p99 / unloaded_p99:.2f}x the p99 without abuse), {errors} errors; "
+              f"server peak RSS {max(peak):.0f} MB")
+        for key, count in sorted(counts.items()):
+            print(f"  {key}: {count}")
         if args.soak:
             start_rss = rss_mb(server.pid)
             samples = []

@@ -16,7 +16,8 @@ from sklearn.preprocessing import StandardScaler
 from ser.encoders import extract_embeddings
 from ser.extraction import extract
 from ser.features import FeatureConfig
-from ser.train import labels_of, load_records, speaker_folds
+from ser.datasets import load_records
+from ser.splits import labels_of, speaker_folds
 
 CORPORA = Path(__file__).resolve().parents[1].parent / "shared" / "corpora"
 

@@ -230,3 +230,70 @@ def test_two_speaker_corpus_gives_no_validation_speaker():
     val_corpora = {records[i].corpus for i in split.val}
     train_speakers = {records[i].speaker for i in split.train}
     assert val_corpora == {"ravdess"} and {"tess0", "tess1"} <= train_speakers
+
+
+def test_logistic_bundle_records_the_linear_net_it_holds(tmp_path):
+    """The bundle's architecture is the net actually built: a logistic head is one linear
+    layer (dense_units 0), so its safetensors reload into the recorded architecture."""
+    import torch
+    from safetensors.torch import load_file
+
+    from ser.bundle import read_bundle, save_bundle
+    from ser.features import FeatureConfig
+    from ser.model import build_model
+    from ser.train import TrainConfig, fit
+
+    rng = np.random.default_rng(0)
+    y = np.repeat([0, 3, 5], 40)
+    x = (rng.normal(0, 1, (120, 16)) + y[:, None]).astype(np.float32)
+    config = TrainConfig(arch={"name": "embedding_mlp", "dense_units": 128}, optimizer="logistic",
+                         frontend="whisper-base")
+    result = fit(x, y, x, y, config, progress=False)
+    assert result.arch["dense_units"] == 0
+    rebuilt = build_model(result.arch, 16, len(EMOTIONS))
+    rebuilt.load_state_dict(result.model.state_dict())  # the same shapes
+    info = save_bundle(result.model, tmp_path / "b", feature_config=FeatureConfig(),
+                       scaler={"mean": [0.0] * 16, "std": [1.0] * 16}, arch=result.arch,
+                       temperature=1.0, metrics={}, data={}, training={}, card="",
+                       frontend="whisper-base", input_shape=[16], encoder=None)
+    bundle = read_bundle(info.root)
+    assert bundle.config["arch"]["dense_units"] == 0
+    weights = load_file(str(info.root / "weights.safetensors"))
+    build_model(bundle.config["arch"], 16, len(EMOTIONS)).load_state_dict(weights)
+    assert torch.is_tensor(next(iter(weights.values())))
+
+
+@pytest.mark.parametrize("argv,message", [
+    (["--arch", "embedding_mlp"], "handcrafted front end needs --arch reference_lstm or conv_attention"),
+    (["--frontend", "whisper-base", "--arch", "conv_attention"], "needs --arch embedding_mlp"),
+    (["--optimizer", "logistic"], "needs the embedding_mlp head"),
+    (["--batch-size", "0"], "at least 1"),
+])
+def test_settings_that_cannot_work_are_refused_before_any_work(tiny_corpus, tmp_path, capsys, argv, message):
+    assert main(["train", str(tiny_corpus), "--out", str(tmp_path / "r"), "--quiet", *argv]) == 1
+    assert message in capsys.readouterr().err
+    assert not (tmp_path / "r").exists()  # refused before reading data or writing anything
+
+
+def test_params_never_silently_override_flags(tiny_corpus, tmp_path, capsys):
+    params = tmp_path / "p.json"
+    params.write_text('{"arch": {"name": "conv_attention"}, "learning_rate": 0.01}')
+    assert main(["train", str(tiny_corpus), "--out", str(tmp_path / "r"), "--params", str(params),
+                 "--lr", "0.001", "--quiet"]) == 1
+    assert "drop --lr" in capsys.readouterr().err
+
+
+def test_a_folder_with_one_sub_folder_per_emotion_trains(tmp_path):
+    """README's "my_corpus/angry/x.wav" layout is reachable from `ser train`."""
+    from ser.datasets import load_records
+
+    import soundfile as sf
+
+    from .conftest import speech
+
+    for label in ("angry", "sad"):
+        (tmp_path / "mine" / label).mkdir(parents=True)
+        for i in range(3):
+            sf.write(tmp_path / "mine" / label / f"{i}.wav", speech(0.9 + 0.1 * i), 16_000)
+    records, _ = load_records([tmp_path / "mine"])
+    assert sorted({r.label for r in records}) == ["angry", "sad"] and len(records) == 6

@@ -118,6 +118,12 @@ class Jobs:
             del self.jobs[job_id]
 
     def _work(self) -> None:
+        import os
+
+        try:  # Linux: nice applies per thread; jobs yield the CPU to short requests
+            os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 15)
+        except (AttributeError, OSError):
+            pass
         while True:
             job_id, data = self.pending.get()
             job = self.jobs.get(job_id)

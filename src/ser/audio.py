@@ -15,6 +15,8 @@ from typing import BinaryIO, Union
 
 import numpy as np
 
+from .common import SerError
+
 AudioSource = Union[str, os.PathLike, bytes, bytearray, memoryview, BinaryIO]
 
 #: Default lower bound on usable audio: shorter input cannot fill one analysis frame sensibly.
@@ -23,7 +25,7 @@ DEFAULT_MIN_DURATION_S = 0.25
 DEFAULT_MAX_DURATION_S = 600.0
 
 
-class AudioError(ValueError):
+class AudioError(SerError, ValueError):
     """Base class for all audio input problems."""
 
 

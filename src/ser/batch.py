@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Iterable, Iterator, Sequence
 
 from . import EMOTIONS
+from .common import ConfigError
 
 FORMATS = ("table", "json", "jsonl", "csv", "parquet")
 ENGINES = ("local", "ray")
@@ -111,7 +112,7 @@ def _ray_rows(sources: Sequence[str], model: str | None, address: str | None, ac
     try:
         import ray
     except ImportError:
-        raise ValueError("the ray engine needs Ray: pip install 'ser[ray]'") from None
+        raise ConfigError("the ray engine needs Ray: pip install 'ser[ray]'") from None
     import logging
 
     logging.getLogger("ray.data").setLevel(logging.WARNING)
@@ -163,13 +164,13 @@ def run(
     """Predict every source; returns (rows in input order, number of failures) and writes the
     output file when one is given."""
     if engine not in ENGINES:
-        raise ValueError(f"engine must be one of {', '.join(ENGINES)}, not {engine!r}")
+        raise ConfigError(f"engine must be one of {', '.join(ENGINES)}, not {engine!r}")
     if fmt not in FORMATS:
-        raise ValueError(f"format must be one of {', '.join(FORMATS)}, not {fmt!r}")
+        raise ConfigError(f"format must be one of {', '.join(FORMATS)}, not {fmt!r}")
     if fmt == "parquet" and output is None:
-        raise ValueError("--format parquet needs --output FILE")
+        raise ConfigError("--format parquet needs --output FILE")
     if resume and output is None:
-        raise ValueError("--resume needs --output FILE (the run's journal sits beside it)")
+        raise ConfigError("--resume needs --output FILE (the run's journal sits beside it)")
     journal = Path(f"{output}.journal.jsonl") if output is not None else None
     done = _read_journal(journal) if resume and journal is not None else {}
     hashes = {s: content_hash(s) for s in sources} if journal is not None else {}
@@ -247,7 +248,7 @@ def _write_parquet(rows: list[dict], output: Path) -> None:
         import pyarrow as pa
         import pyarrow.parquet as pq
     except ImportError:
-        raise ValueError("Parquet output needs pyarrow: pip install 'ser[ray]'") from None
+        raise ConfigError("Parquet output needs pyarrow: pip install 'ser[ray]'") from None
     flat = [flat_row(r) for r in rows]
     columns = list(dict.fromkeys(k for r in flat for k in r))
     table = pa.table({c: [r.get(c) for r in flat] for c in columns})

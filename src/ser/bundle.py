@@ -21,13 +21,14 @@ from importlib.resources import files
 from pathlib import Path
 
 from . import EMOTIONS, __version__
+from .common import SerError
 from .features import FEATURE_VERSION, FeatureConfig
 
 BUNDLE_FORMAT = 1
 HASHED_FILES = ("model.onnx", "weights.safetensors")
 
 
-class BundleError(ValueError):
+class BundleError(SerError, ValueError):
     """The bundle is missing, damaged, or made for an incompatible version."""
 
 

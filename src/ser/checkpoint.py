@@ -15,6 +15,8 @@ from pathlib import Path
 
 import numpy as np
 
+from .common import ConfigError
+
 TENSORS = "state.safetensors"
 META = "state.json"
 
@@ -91,7 +93,7 @@ class Checkpoint:
         wanted = {k: v for k, v in config.items() if k not in ("max_epochs", "threads", "device")}
         if saved != wanted:
             differ = sorted(k for k in set(saved) | set(wanted) if saved.get(k) != wanted.get(k))
-            raise ValueError(f"{folder} holds a run with other settings ({', '.join(differ)}); "
+            raise ConfigError(f"{folder} holds a run with other settings ({', '.join(differ)}); "
                              "resume with the same settings or use a new --out folder")
         tensors = load_file(str(folder / TENSORS))
         device = next(model.parameters()).device

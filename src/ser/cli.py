@@ -12,9 +12,10 @@ import sys
 from pathlib import Path
 
 from . import __version__
+from .common import SerError
 
 
-class CliError(Exception):
+class CliError(SerError):
     """An expected failure reported as one line."""
 
 
@@ -98,7 +99,8 @@ def _cmd_datasets_extract(args: argparse.Namespace) -> int:
     """Fill the feature cache for corpora before training (parallel, resumable by design)."""
     from .extraction import failure_summary
     from .features import FeatureConfig
-    from .train import extract_inputs, load_records
+    from .datasets import load_records
+    from .frontends import extract_inputs
 
     records, _ = load_records(args.data)
     ex = extract_inputs(records, FeatureConfig(anchor=args.anchor), args.frontend, args.cache_dir,
@@ -149,9 +151,6 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from .audio import AudioError
-    from .bundle import BundleError
-
     parser = build_parser()
     args = parser.parse_args(argv)
     if not getattr(args, "func", None):
@@ -159,7 +158,8 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     try:
         return int(args.func(args) or 0)
-    except (CliError, AudioError, BundleError, FileNotFoundError, ValueError) as exc:
+    except (SerError, FileNotFoundError, PermissionError, IsADirectoryError) as exc:
+        # Expected failures only: a bug anywhere else keeps its traceback.
         print(f"ser: error: {exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:

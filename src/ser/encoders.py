@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from .bundle import sha256_file
+from .common import cache_root
 from .dsp import mel_filters, power_spectrogram
 
 WHISPER_BASE_SHA256 = "d01c3014881c9c6f3133c182f3d2887eb6ca1c789a7538c5c007196857a0a6a9"
@@ -49,9 +50,7 @@ class EncoderConfig:
 
 
 def _cache_root() -> Path:
-    base = os.environ.get("SER_CACHE_DIR")
-    root = Path(base) if base else Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "ser"
-    return root / "whisper-base"
+    return cache_root() / "whisper-base"
 
 
 def _package_data(package: str) -> Path:

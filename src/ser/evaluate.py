@@ -11,14 +11,8 @@ from typing import Sequence
 import numpy as np
 
 from . import EMOTIONS
+from .common import softmax  # noqa: F401  (callers import it from here too)
 from .datasets import Record
-
-
-def softmax(logits: np.ndarray, temperature: float = 1.0) -> np.ndarray:
-    z = logits / temperature
-    z = z - z.max(axis=-1, keepdims=True)
-    e = np.exp(z)
-    return e / e.sum(axis=-1, keepdims=True)
 
 
 def expected_calibration_error(probs: np.ndarray, y: np.ndarray, bins: int = 15) -> float:
@@ -98,6 +92,46 @@ def plot_confusion(confusion: list[list[int]], path: Path, title: str) -> None:
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)
+
+
+def evaluate_served(recognizer, records: Sequence[Record], workers: int | None = None,
+                    progress: bool = True) -> dict:
+    """``ser evaluate``: every file through the served path (``predict_many``: decoding, VAD,
+    clip or utterances, calibrated probabilities), scored per file against its label.
+
+    The bundle records its training and validation speakers; the figures for the evaluated
+    files from those voices and from unseen voices are reported apart (``speakers``), since a
+    model scores higher on voices it was trained on."""
+    from .common import ConfigError
+    from .splits import labels_of
+
+    paths = [r.path for r in records]
+    kept, probs, no_speech, errors = [], [], 0, 0
+    for record, result in zip(records, recognizer.predict_many(paths, workers=workers,
+                                                               progress=progress)):
+        if isinstance(result, Exception):
+            errors += 1
+        elif not result.has_speech:
+            no_speech += 1
+        else:
+            kept.append(record)
+            probs.append([result.probabilities[label] for label in EMOTIONS])
+    if not kept:
+        raise ConfigError("no file could be analysed")
+    probs_arr, y = np.asarray(probs, np.float32), labels_of(kept)
+    rep = report(kept, y, probs_arr)
+    rep["not_analysed"] = {"no_speech": no_speech, "errors": errors}
+    split = recognizer.bundle.config.get("training", {}).get("split", {})
+    seen = set(split.get("train", {}).get("speakers", [])) | set(split.get("val", {}).get("speakers", []))
+    if seen:
+        mask = np.array([r.speaker in seen for r in kept])
+        rep["speakers"] = {}
+        for name, part in (("speakers the model was trained on", mask),
+                           ("speakers the model never heard", ~mask)):
+            if part.any():
+                rep["speakers"][name] = report([r for r, m in zip(kept, part) if m], y[part],
+                                               probs_arr[part])
+    return rep
 
 
 def write_report(rep: dict, out_dir: Path, extra: dict | None = None) -> Path:

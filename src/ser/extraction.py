@@ -18,6 +18,7 @@ import numpy as np
 from threadpoolctl import threadpool_limits
 
 from .audio import AudioError, load_audio
+from .common import NO_SPEECH, cache_root
 from .datasets import Record
 from .features import FeatureConfig, features_from_waveform
 from .windows import clip_unit
@@ -25,14 +26,10 @@ from .windows import clip_unit
 #: Part of every cache key: which speech gate decided that a clip has no speech.
 GATE_VERSION = "silero-vad-6"
 
-NO_SPEECH = "no speech (silent clip)"
 
 
 def default_cache_dir() -> Path:
-    base = os.environ.get("SER_CACHE_DIR")
-    if base:
-        return Path(base)
-    return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "ser" / "features"
+    return cache_root() / "features"
 
 
 @dataclass

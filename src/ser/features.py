@@ -24,6 +24,8 @@ from functools import lru_cache
 
 import numpy as np
 
+from .common import ConfigError
+
 FEATURE_VERSION = 1  # bump when the computation changes, so caches and bundles notice
 
 
@@ -49,12 +51,12 @@ class FeatureConfig:
 
     def __post_init__(self) -> None:
         if self.anchor not in ("start", "speech"):
-            raise ValueError(f"anchor must be 'start' or 'speech', not {self.anchor!r}")
+            raise ConfigError(f"anchor must be 'start' or 'speech', not {self.anchor!r}")
         nyquist = self.sample_rate / 2
         if self.contrast_fmin * 2**self.contrast_bands >= nyquist:
-            raise ValueError("contrast_fmin * 2**contrast_bands must stay below Nyquist")
+            raise ConfigError("contrast_fmin * 2**contrast_bands must stay below Nyquist")
         if self.window_s <= 0 or self.hop_length <= 0 or self.n_fft <= 0:
-            raise ValueError("window_s, hop_length and n_fft must be positive")
+            raise ConfigError("window_s, hop_length and n_fft must be positive")
 
     @property
     def window_samples(self) -> int:
@@ -90,7 +92,7 @@ class FeatureConfig:
         known = {f.name for f in dataclasses.fields(cls)}
         unknown = set(data) - known
         if unknown:
-            raise ValueError(f"unknown feature config keys: {sorted(unknown)}")
+            raise ConfigError(f"unknown feature config keys: {sorted(unknown)}")
         return cls(**data)
 
     @classmethod

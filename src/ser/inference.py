@@ -26,10 +26,10 @@ import numpy as np
 
 from .audio import DEFAULT_MAX_DURATION_S, AudioError, AudioSource, decode
 from .bundle import BundleInfo, default_bundle_path, light_bundle_path, read_bundle, resolve_model
+from .common import NO_SPEECH, softmax
 from .features import FeatureConfig, features_from_waveform
 from .windows import DEFAULT_MAX_CLIP_S, analysis_units
 
-NO_SPEECH = "no_speech"
 
 
 @dataclass
@@ -189,10 +189,7 @@ class EmotionRecognizer:
         out = []
         for start in range(0, len(features), batch_size):
             x = ((features[start : start + batch_size] - self._mean) / self._std).astype(np.float32)
-            logits = self._session.run(None, {"features": x})[0] / self.temperature
-            logits -= logits.max(axis=1, keepdims=True)
-            e = np.exp(logits)
-            out.append(e / e.sum(axis=1, keepdims=True))
+            out.append(softmax(self._session.run(None, {"features": x})[0], self.temperature))
         return np.concatenate(out) if out else np.zeros((0, len(self.labels)), np.float32)
 
     def model_inputs(self, source: AudioSource | np.ndarray, sample_rate: int | None = None, *,
@@ -209,7 +206,9 @@ class EmotionRecognizer:
             return prep.inputs
         if on_progress is None:
             return self._encoder.embed(prep.inputs)
-        parts, step = [], 16  # the encoder's batch: report after each
+        # Small encoder batches when someone is watching (jobs): progress moves, and the shared
+        # encoder is free between batches for the short requests of other threads.
+        parts, step = [], 4
         for start in range(0, len(prep.inputs), step):
             parts.append(self._encoder.embed(prep.inputs[start : start + step]))
             on_progress(min(len(prep.inputs), start + step) / len(prep.inputs))

@@ -19,6 +19,7 @@ import torch
 from torch import nn
 
 from .architectures import ARCHITECTURES, DEFAULTS, full_arch  # noqa: F401  (re-exported)
+from .common import ConfigError
 
 
 class ReferenceLSTM(nn.Module):
@@ -95,11 +96,11 @@ def build_model(arch: dict, n_features: int, n_classes: int) -> nn.Module:
     """``arch`` = {"name": ..., **params}; missing params take the architecture's defaults."""
     name = arch.get("name")
     if name not in ARCHITECTURES:
-        raise ValueError(f"unknown architecture {name!r}; choose from {', '.join(ARCHITECTURES)}")
+        raise ConfigError(f"unknown architecture {name!r}; choose from {', '.join(ARCHITECTURES)}")
     params = {**DEFAULTS[name], **{k: v for k, v in arch.items() if k != "name"}}
     unknown = set(params) - set(DEFAULTS[name])
     if unknown:
-        raise ValueError(f"unknown parameter(s) for {name}: {sorted(unknown)}")
+        raise ConfigError(f"unknown parameter(s) for {name}: {sorted(unknown)}")
     cls = {"reference_lstm": ReferenceLSTM, "conv_attention": ConvAttention,
            "embedding_mlp": EmbeddingMLP}[name]
     return cls(n_features, n_classes, **params)

@@ -12,6 +12,7 @@ from typing import Sequence
 import numpy as np
 
 from . import EMOTIONS
+from .common import ConfigError
 from .datasets import Record
 
 LABEL_INDEX = {label: i for i, label in enumerate(EMOTIONS)}
@@ -92,7 +93,7 @@ def speaker_folds(records: Sequence[Record], k: int, seed: int = 0) -> list[np.n
     """k groups of test indices; each corpus's speakers are spread across the folds."""
     n_speakers = len({r.speaker for r in records})
     if k < 2 or k > n_speakers:
-        raise ValueError(f"cross-validation by speaker needs 2 to {n_speakers} folds here (one "
+        raise ConfigError(f"cross-validation by speaker needs 2 to {n_speakers} folds here (one "
                          f"per speaker at most; the data has {n_speakers} speakers), not {k}")
     rng = np.random.default_rng(seed)
     fold_of: dict[str, int] = {}
@@ -105,6 +106,6 @@ def speaker_folds(records: Sequence[Record], k: int, seed: int = 0) -> list[np.n
     folds = [np.array([i for i, r in enumerate(records) if fold_of[r.speaker] == f], dtype=np.int64)
              for f in range(k)]
     if any(len(f) == 0 for f in folds):  # few speakers spread over several corpora
-        raise ValueError(f"cannot fill {k} folds with whole speakers from these corpora; "
+        raise ConfigError(f"cannot fill {k} folds with whole speakers from these corpora; "
                          "pass fewer --folds")
     return folds

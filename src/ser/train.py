@@ -16,7 +16,11 @@ from typing import Sequence
 import numpy as np
 
 from . import EMOTIONS
+from .architectures import full_arch
+from .common import ConfigError
 from .datasets import Record
+from .datasets import load_records  # noqa: F401  (re-exported for callers of train)
+from .frontends import FRONTENDS, extract_inputs, get_frontend  # noqa: F401  (re-exported)
 from .splits import (  # noqa: F401  (re-exported for callers of train)
     LABEL_INDEX, Split, labels_of, random_split, speaker_folds, speaker_split,
 )
@@ -86,12 +90,34 @@ class FitResult:
     history: dict
     best_epoch: int
     seconds: float
+    arch: dict = field(default_factory=dict)  # the architecture of the net actually built
 
 
 def _batches(n: int, size: int, rng: np.random.Generator | None):
     order = rng.permutation(n) if rng is not None else np.arange(n)
     for start in range(0, n, size):
         yield order[start : start + size]
+
+
+def validate_config(config: TrainConfig) -> None:
+    """Refuse settings that cannot work together before any data is read (ConfigError)."""
+    from .architectures import ARCHITECTURES
+
+    name = config.arch.get("name")
+    if name not in ARCHITECTURES:
+        raise ConfigError(f"unknown architecture {name!r}; choose from {', '.join(ARCHITECTURES)}")
+    frontend = get_frontend(config.frontend)
+    if name not in frontend.architectures:
+        raise ConfigError(f"the {config.frontend} front end needs --arch "
+                          f"{' or '.join(frontend.architectures)}, not {name}")
+    if config.optimizer not in ("adamw", "adam", "logistic"):
+        raise ConfigError(f"optimizer must be 'adamw', 'adam' or 'logistic', not {config.optimizer!r}")
+    if config.optimizer == "logistic" and name != "embedding_mlp":
+        raise ConfigError("optimizer 'logistic' needs the embedding_mlp head on pooled vectors")
+    if config.precision not in ("fp32", "bf16"):
+        raise ConfigError(f"precision must be 'fp32' or 'bf16', not {config.precision!r}")
+    if config.batch_size < 1 or config.max_epochs < 1 or config.learning_rate <= 0:
+        raise ConfigError("batch size and epochs must be at least 1, the learning rate positive")
 
 
 def resolve_device(name: str = "auto") -> str:
@@ -101,7 +127,7 @@ def resolve_device(name: str = "auto") -> str:
     if name == "auto":
         return "cuda" if torch.cuda.is_available() else "cpu"
     if name.startswith("cuda") and not torch.cuda.is_available():
-        raise ValueError(f"device {name!r} asked for, but PyTorch sees no CUDA GPU")
+        raise ConfigError(f"device {name!r} asked for, but PyTorch sees no CUDA GPU")
     return name
 
 
@@ -177,9 +203,9 @@ def fit(
     if config.optimizer == "logistic":
         return _fit_logistic(x_train, y_train, x_val, y_val, config)
     if config.optimizer not in ("adamw", "adam"):
-        raise ValueError(f"optimizer must be 'adamw', 'adam' or 'logistic', not {config.optimizer!r}")
+        raise ConfigError(f"optimizer must be 'adamw', 'adam' or 'logistic', not {config.optimizer!r}")
     if config.precision not in ("fp32", "bf16"):
-        raise ValueError(f"precision must be 'fp32' or 'bf16', not {config.precision!r}")
+        raise ConfigError(f"precision must be 'fp32' or 'bf16', not {config.precision!r}")
     import torch
     from torch.nn import functional as F
     from tqdm.auto import tqdm
@@ -224,7 +250,8 @@ def fit(
     if state.best_state is not None:
         model.load_state_dict(state.best_state)
     model = model.cpu().eval()
-    return FitResult(model, state.history, state.best_epoch, time.perf_counter() - started)
+    return FitResult(model, state.history, state.best_epoch, time.perf_counter() - started,
+                     full_arch(config.arch))
 
 
 def _fit_logistic(x_train, y_train, x_val, y_val, config: TrainConfig) -> FitResult:
@@ -236,7 +263,7 @@ def _fit_logistic(x_train, y_train, x_val, y_val, config: TrainConfig) -> FitRes
 
     arch = {**config.arch, "dense_units": 0, "input_dropout": 0.0}
     if arch.get("name") != "embedding_mlp" or x_train.ndim != 2:
-        raise ValueError("optimizer 'logistic' needs the embedding_mlp head on pooled vectors")
+        raise ConfigError("optimizer 'logistic' needs the embedding_mlp head on pooled vectors")
     started = time.perf_counter()
     clf = LogisticRegression(C=config.l2_c, class_weight="balanced", max_iter=3000)
     clf.fit(x_train, y_train)
@@ -255,7 +282,8 @@ def _fit_logistic(x_train, y_train, x_val, y_val, config: TrainConfig) -> FitRes
         logits = torch.from_numpy(predict_logits(model, x))
         history[f"{name}loss"] = [float(F.cross_entropy(logits, torch.from_numpy(y), weight=weights))]
         history[f"{name}accuracy"] = [float((logits.argmax(1).numpy() == y).mean())]
-    return FitResult(model, history, 1, time.perf_counter() - started)
+    # The net is a single linear layer whatever dense_units the config named: record that.
+    return FitResult(model, history, 1, time.perf_counter() - started, full_arch(arch))
 
 
 def fit_temperature(logits: np.ndarray, y: np.ndarray) -> float:
@@ -295,44 +323,8 @@ def save_history(history: dict, out_dir: Path) -> None:
     plt.close(fig)
 
 
-def load_records(data: Sequence[str | Path]) -> tuple[list[Record], dict]:
-    """Records from corpus folders (auto-detected naming) or generic CSV files."""
-    from .datasets import ScanResult, load_csv, scan
-
-    result = ScanResult()
-    for source in data:
-        source = Path(source)
-        result.extend(load_csv(source) if source.suffix.lower() == ".csv" else scan(source))
-    if not result.records:
-        raise ValueError(f"no labelled audio found in {', '.join(map(str, data))}")
-    return result.records, dict(result.skipped)
-
-
-FRONTENDS = ("handcrafted", "whisper-base")
-
-
-def extract_inputs(records, feature_config, frontend, cache_dir, workers, progress, variant=None,
-                   desc="features"):
-    """Model inputs of records for a front end: frame features or pooled encoder vectors."""
-    if frontend == "handcrafted":
-        from .extraction import extract
-
-        return extract(records, feature_config, cache_dir=cache_dir, workers=workers,
-                       progress=progress, variant=variant, desc=desc)
-    if frontend == "whisper-base":
-        from .encoders import extract_embeddings
-
-        return extract_embeddings(records, feature_config, cache_dir=cache_dir, variant=variant,
-                                  progress=progress)
-    raise ValueError(f"unknown frontend {frontend!r}; choose from {', '.join(FRONTENDS)}")
-
-
 def _encoder_config(frontend: str) -> dict | None:
-    if frontend == "handcrafted":
-        return None
-    from .encoders import EncoderConfig
-
-    return EncoderConfig().to_dict()
+    return get_frontend(frontend).bundle_config()
 
 
 def _prepare(records, feature_config, cache_dir, workers, progress, frontend="handcrafted"):
@@ -387,7 +379,7 @@ def run_experiment(
     val_logits = predict_logits(result.model, x_val)
     temperature = fit_temperature(val_logits, y_val)
     out = {
-        "model": result.model, "scaler": scaler, "temperature": temperature,
+        "model": result.model, "arch": result.arch, "scaler": scaler, "temperature": temperature,
         "history": result.history, "best_epoch": result.best_epoch,
         "train_seconds": result.seconds,
         "val": report([records[i] for i in split.val], y_val, softmax(val_logits, temperature)),
@@ -424,7 +416,6 @@ def train_pipeline(
     from .model_card import model_card
     from .evaluate import summary_table, write_report
     from .features import FeatureConfig
-    from .architectures import full_arch
     from .model import count_parameters
 
     config = config or TrainConfig()
@@ -440,9 +431,9 @@ def train_pipeline(
         split = random_split(records, test_fraction=0.2 if test_fraction is None else test_fraction,
                              seed=config.seed)
     else:
-        raise ValueError(f"protocol must be 'speaker' or 'random', not {protocol!r}")
+        raise ConfigError(f"protocol must be 'speaker' or 'random', not {protocol!r}")
     if not len(split.train) or not len(split.val):
-        raise ValueError("too few speakers to make train and validation sets")
+        raise ConfigError("too few speakers to make train and validation sets")
     res = run_experiment(records, ex.features, split, config, feature_config, cache_dir=cache_dir,
                          workers=workers, progress=progress, time_budget_s=time_budget_s,
                          checkpoint_dir=out_dir / "checkpoint", resume=resume)
@@ -457,7 +448,7 @@ def train_pipeline(
         metrics["test"] = res["test"]
         metrics["test_uncalibrated_ece"] = res["test_uncalibrated"]["overall"]["ece"]
         write_report(res["test"], out_dir / "test_report", extra={"split": split_info})
-    arch = full_arch(config.arch)
+    arch = res["arch"]
     training = {
         **config.to_dict(), "arch": arch, "best_epoch": res["best_epoch"],
         "epochs_run": len(res["history"]["loss"]), "train_seconds": round(res["train_seconds"], 1),
@@ -517,7 +508,7 @@ def cross_validate(
     config = config or TrainConfig()
     feature_config = feature_config or FeatureConfig()
     if folds < 2:
-        raise ValueError("at least 2 folds are needed")
+        raise ConfigError("at least 2 folds are needed")
     records, _ = load_records(data)
     ex = _prepare(records, feature_config, cache_dir, workers, progress, config.frontend)
     records = ex.records

@@ -73,7 +73,10 @@ def tune(
     import optuna
 
     from .features import FeatureConfig
-    from .train import Scaler, TrainConfig, extract_inputs, fit, labels_of, load_records, speaker_split
+    from .datasets import load_records
+    from .frontends import extract_inputs
+    from .splits import labels_of, speaker_split
+    from .train import Scaler, TrainConfig, fit
 
     feature_config = feature_config or FeatureConfig()
     out_dir = Path(out_dir)

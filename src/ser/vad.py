@@ -14,7 +14,6 @@ after ``min_silence_s``), drops blips shorter than ``min_speech_s`` and pads eac
 from __future__ import annotations
 
 import hashlib
-import threading
 from dataclasses import dataclass
 from functools import lru_cache
 from importlib.resources import files
@@ -41,9 +40,6 @@ class VadConfig:
 
 class VadModelError(RuntimeError):
     """The packaged VAD model is missing or damaged (a broken installation)."""
-
-
-_lock = threading.Lock()
 
 
 @lru_cache(maxsize=1)
@@ -74,8 +70,9 @@ def speech_probabilities(y: np.ndarray) -> np.ndarray:
     rows = np.lib.stride_tricks.as_strided(
         padded, shape=(n, CONTEXT + CHUNK), strides=(CHUNK * 4, 4)).copy()
     state = np.zeros((1, 1, 128), np.float32)
-    with _lock:  # one session shared by threads; ORT's run is thread-safe, the lock keeps RSS flat
-        probs = _session().run(None, {"input": rows, "h": state, "c": state})[0]
+    # One session shared by every thread: ONNX Runtime's run is thread-safe, and no lock, so
+    # a long recording's VAD pass never makes a short request wait.
+    probs = _session().run(None, {"input": rows, "h": state, "c": state})[0]
     return np.asarray(probs, np.float32).reshape(-1)
 
 

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from . import vad
+from .common import ConfigError
 from .features import FeatureConfig
 
 #: Input up to this long is one clip, like a corpus utterance (RAVDESS, CREMA-D and TESS clips
@@ -115,7 +116,7 @@ def analysis_units(y: np.ndarray, config: FeatureConfig, max_clip_s: float = DEF
 
     An empty list means the input has no speech."""
     if config.sample_rate != vad.SAMPLE_RATE:
-        raise ValueError(f"the VAD runs at {vad.SAMPLE_RATE} Hz, not {config.sample_rate} Hz")
+        raise ConfigError(f"the VAD runs at {vad.SAMPLE_RATE} Hz, not {config.sample_rate} Hz")
     if len(y) <= max_clip_s * config.sample_rate:
         unit = clip_unit(y, config, vad_config)
         return [unit] if unit.speech else []

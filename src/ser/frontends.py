@@ -1,0 +1,78 @@
+"""Front ends: what turns a clip's placed 3-s window into model inputs, by name.
+
+* ``handcrafted`` — 151 frames x 233 hand-made features (:mod:`ser.features`).
+* ``whisper-base`` — the Whisper-base encoder's states pooled to 1,024 numbers
+  (:mod:`ser.encoders`).
+
+Each knows its bundle config, its input shape and how to extract (cached) inputs for corpus
+records; training, tuning, ``ser datasets extract`` and the bundle all go through this one
+registry instead of testing the name in several places.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Sequence
+
+from .common import ConfigError
+
+
+@dataclass(frozen=True)
+class HandcraftedFrontend:
+    name: str = "handcrafted"
+    architectures: tuple[str, ...] = ("reference_lstm", "conv_attention")
+
+    def bundle_config(self) -> dict | None:
+        return None  # everything is in the feature config
+
+    def input_shape(self, feature_config) -> list[int]:
+        return [feature_config.n_frames, feature_config.n_features]
+
+    def extract(self, records: Sequence, feature_config, *, cache_dir=None, workers=None,
+                progress=True, variant=None, desc="features"):
+        from .extraction import extract
+
+        return extract(records, feature_config, cache_dir=cache_dir, workers=workers,
+                       progress=progress, variant=variant, desc=desc)
+
+
+@dataclass(frozen=True)
+class WhisperFrontend:
+    name: str = "whisper-base"
+    architectures: tuple[str, ...] = ("embedding_mlp",)
+
+    def encoder_config(self):
+        from .encoders import EncoderConfig
+
+        return EncoderConfig()
+
+    def bundle_config(self) -> dict | None:
+        return self.encoder_config().to_dict()
+
+    def input_shape(self, feature_config) -> list[int]:
+        return [self.encoder_config().dim]
+
+    def extract(self, records: Sequence, feature_config, *, cache_dir=None, workers=None,
+                progress=True, variant=None, desc="embeddings"):
+        from .encoders import extract_embeddings
+
+        return extract_embeddings(records, feature_config, self.encoder_config(),
+                                  cache_dir=cache_dir, variant=variant, progress=progress)
+
+
+FRONTENDS = {"handcrafted": HandcraftedFrontend(), "whisper-base": WhisperFrontend()}
+
+
+def get_frontend(name: str):
+    try:
+        return FRONTENDS[name]
+    except KeyError:
+        raise ConfigError(f"unknown front end {name!r}; choose from {', '.join(FRONTENDS)}") from None
+
+
+def extract_inputs(records, feature_config, frontend: str, cache_dir=None, workers=None,
+                   progress=True, variant=None, desc="features"):
+    """Model inputs of records for the named front end (see :func:`get_frontend`)."""
+    return get_frontend(frontend).extract(records, feature_config, cache_dir=cache_dir,
+                                          workers=workers, progress=progress, variant=variant,
+                                          desc=desc)
