@@ -70,3 +70,38 @@ def tiny_bundle(tiny_corpus, tmp_path_factory) -> tuple[Path, Path]:
                  "--params", str(params), "--cache-dir", str(out / "cache"), "--test-fraction", "0.25"])
     assert code == 0
     return out, out / "bundle"
+
+
+def make_bundle(root: Path, anchor: str = "speech", seed: int = 0) -> Path:
+    """A real bundle with random weights, through the real save_bundle (audonnx's
+    ``create_model`` idea): for the contract tests of the API, the app and inference, which
+    need a working bundle, not a trained one."""
+    import torch
+
+    from ser import EMOTIONS
+    from ser.architectures import full_arch
+    from ser.bundle import save_bundle
+    from ser.features import FeatureConfig
+    from ser.model import build_model
+
+    torch.manual_seed(seed)
+    config = FeatureConfig(anchor=anchor)
+    arch = full_arch({"name": "conv_attention", "conv_channels": 8, "lstm_units": 8, "dense_units": 16})
+    net = build_model(arch, config.n_features, len(EMOTIONS)).eval()
+    speakers = [f"ravdess:{i:02d}" for i in range(1, 5)]
+    split = {"train": {"files": 32, "speakers": speakers[:2]},
+             "val": {"files": 16, "speakers": speakers[2:3]},
+             "test": {"files": 16, "speakers": speakers[3:]}}
+    data = {"files": 64, "skipped": {}, "unusable_clips": [],
+            "corpora": {"ravdess": {"files": 64, "speakers": 4, "classes": {e: 8 for e in EMOTIONS}}}}
+    info = save_bundle(net, root, feature_config=config,
+                       scaler={"mean": [0.0] * config.n_features, "std": [100.0] * config.n_features},
+                       arch=arch, temperature=1.0, metrics={"protocol": "speaker", "seed": seed},
+                       data=data, training={"split": split, "parameters": sum(p.numel() for p in net.parameters())},
+                       card="# Model card: random weights, for tests\n", frontend="handcrafted")
+    return info.root
+
+
+@pytest.fixture(scope="session")
+def random_bundle(tmp_path_factory) -> Path:
+    return make_bundle(tmp_path_factory.mktemp("random_bundle") / "bundle")

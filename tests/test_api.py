@@ -25,8 +25,8 @@ def _wav(y, sr=16_000, fmt="WAV"):
 
 
 @pytest.fixture(scope="module")
-def client(tiny_bundle):
-    app = create_app(ServerConfig(model=str(tiny_bundle[1]), max_upload_mb=1.0, max_duration_s=20))
+def client(random_bundle):
+    app = create_app(ServerConfig(model=str(random_bundle), max_upload_mb=1.0, max_duration_s=20))
     with TestClient(app, raise_server_exceptions=True) as c:
         yield c
 
@@ -144,9 +144,9 @@ def _wait_for_job(client, job_id, seconds=60):
 
 
 @pytest.fixture(scope="module")
-def small_server(tiny_bundle):
+def small_server(random_bundle):
     """Sync limit 20 s, at most 2 jobs: the long-audio rules in a few seconds."""
-    app = create_app(ServerConfig(model=str(tiny_bundle[1]), max_sync_duration_s=20,
+    app = create_app(ServerConfig(model=str(random_bundle), max_sync_duration_s=20,
                                   max_duration_s=60, max_jobs=2))
     with TestClient(app) as c:
         _wait_ready(c)

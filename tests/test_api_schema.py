@@ -11,8 +11,8 @@ from schemathesis.checks import not_a_server_error  # noqa: E402
 from ser.api import ServerConfig, create_app  # noqa: E402
 
 
-def test_api_never_fails_on_generated_requests(tiny_bundle):
-    app = create_app(ServerConfig(model=str(tiny_bundle[1]), max_upload_mb=1.0))
+def test_api_never_fails_on_generated_requests(random_bundle):
+    app = create_app(ServerConfig(model=str(random_bundle), max_upload_mb=1.0))
     schema = schemathesis.openapi.from_asgi("/openapi.json", app)
     operations = [result.ok() for result in schema.get_all_operations()]
     assert {op.path for op in operations} >= {"/v1/predict", "/v1/health", "/v1/model"}

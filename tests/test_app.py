@@ -12,8 +12,8 @@ APP = str(files("ser") / "app.py")
 
 
 @pytest.fixture
-def app(tiny_bundle, monkeypatch):
-    monkeypatch.setenv("SER_MODEL", str(tiny_bundle[1]))
+def app(random_bundle, monkeypatch):
+    monkeypatch.setenv("SER_MODEL", str(random_bundle))
     at = AppTest.from_file(APP, default_timeout=60)
     at.run()
     assert not at.exception
@@ -27,13 +27,9 @@ def test_page_shows_model_panel_and_inputs(app):
     assert "Non-commercial" in " ".join(c.value for c in app.sidebar.caption)
     assert [t.label for t in app.tabs] == ["Upload a file", "Record", "Example"]
     models = app.sidebar.selectbox[0]
-    assert models.value == str(tiny_bundle_path(app)) and {"default", "reference", "light"} <= set(models.options)
-
-
-def tiny_bundle_path(app):
     import os
 
-    return os.environ["SER_MODEL"]
+    assert models.value == os.environ["SER_MODEL"] and {"default", "reference", "light"} <= set(models.options)
 
 
 def test_model_selector_switches_to_a_shipped_model(app):

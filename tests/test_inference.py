@@ -23,8 +23,8 @@ CONTRACT_KEYS = {"path", "emotion", "confidence", "uncertain", "probabilities", 
 
 
 @pytest.fixture(scope="module")
-def recognizer(tiny_bundle):
-    return EmotionRecognizer.load(tiny_bundle[1])
+def recognizer(random_bundle):
+    return EmotionRecognizer.load(random_bundle)
 
 
 def test_predict_path_bytes_and_array(recognizer, tmp_path):
@@ -113,13 +113,13 @@ def test_predict_many_keeps_order_and_errors(recognizer, tmp_path):
     assert results[8].probabilities == pytest.approx(single.probabilities, abs=1e-5)
 
 
-def test_cli_jsonl_contract(tiny_bundle, tmp_path, capsys):
+def test_cli_jsonl_contract(random_bundle, tmp_path, capsys):
     folder = tmp_path / "in"
     folder.mkdir()
     sf.write(folder / "a.wav", speech(), 16_000)
     sf.write(folder / "b.flac", speech(1.2), 16_000)
     (folder / "c.wav").write_bytes(b"garbage" * 50)
-    code = main(["predict", str(folder), "--model", str(tiny_bundle[1]), "--format", "jsonl"])
+    code = main(["predict", str(folder), "--model", str(random_bundle), "--format", "jsonl"])
     assert code == 1  # one file failed
     captured = capsys.readouterr()
     lines = [json.loads(line) for line in captured.out.splitlines()]
@@ -136,12 +136,12 @@ def test_cli_jsonl_contract(tiny_bundle, tmp_path, capsys):
     err = captured.err
     assert f"ser: error: {folder / 'c.wav'}: not a recognised audio file" in err
     assert "1 of 3 files failed" in err
-    assert main(["predict", str(folder), "--model", str(tiny_bundle[1])]) == 1  # table
+    assert main(["predict", str(folder), "--model", str(random_bundle)]) == 1  # table
     captured = capsys.readouterr()
     assert "c.wav" not in captured.out and "c.wav: not a recognised audio file" in captured.err
 
     out = tmp_path / "out.csv"
-    assert main(["predict", str(folder / "a.wav"), "--model", str(tiny_bundle[1]),
+    assert main(["predict", str(folder / "a.wav"), "--model", str(random_bundle),
                  "--format", "csv", "--output", str(out)]) == 0
     header = out.read_text().splitlines()[0].split(",")
     assert header[:6] == ["path", "emotion", "confidence", "uncertain", "duration_s", "speech_s"]
@@ -149,11 +149,11 @@ def test_cli_jsonl_contract(tiny_bundle, tmp_path, capsys):
     assert "neither a bundle folder nor a shipped model" in capsys.readouterr().err
 
 
-def test_inference_does_not_import_torch(tiny_bundle, tmp_path):
+def test_inference_does_not_import_torch(random_bundle, tmp_path):
     sf.write(tmp_path / "a.wav", speech(), 16_000)
     code = (
         "import sys; from ser import EmotionRecognizer; "
-        f"EmotionRecognizer.load({str(tiny_bundle[1])!r}).predict({str(tmp_path / 'a.wav')!r}); "
+        f"EmotionRecognizer.load({str(random_bundle)!r}).predict({str(tmp_path / 'a.wav')!r}); "
         "assert 'torch' not in sys.modules, 'torch was imported'"
     )
     subprocess.run([sys.executable, "-c", code], check=True)

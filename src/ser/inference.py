@@ -26,7 +26,8 @@ import numpy as np
 
 from .audio import DEFAULT_MAX_DURATION_S, AudioError, AudioSource, decode
 from .bundle import BundleInfo, default_bundle_path, light_bundle_path, read_bundle, resolve_model
-from .common import NO_SPEECH, softmax
+from .classifier import OnnxClassifier
+from .common import NO_SPEECH
 from .features import FeatureConfig, features_from_waveform
 from .windows import DEFAULT_MAX_CLIP_S, analysis_units
 
@@ -137,29 +138,19 @@ class EmotionRecognizer:
     """A loaded model bundle. Thread-safe for concurrent ``predict`` calls (ONNX Runtime is)."""
 
     def __init__(self, bundle: BundleInfo, threads: int | None = None):
-        import onnxruntime as ort
-
         self.bundle = bundle
         self.labels = bundle.labels
         self.feature_config = bundle.feature_config
         self.temperature = bundle.temperature
-        scaler = bundle.config["scaler"]
-        self._mean = np.asarray(scaler["mean"], np.float32)
-        self._std = np.asarray(scaler["std"], np.float32)
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = threads or min(2, os.cpu_count() or 1)
-        options.inter_op_num_threads = 1
-        options.log_severity_level = 3
-        self._session = ort.InferenceSession(
-            str(bundle.onnx_path), options, providers=["CPUExecutionProvider"]
-        )
+        threads = threads or min(2, os.cpu_count() or 1)
+        self.classifier = OnnxClassifier(bundle, threads=threads)
         self._featurise = bundle.frontend == "handcrafted"
         self._encoder = None
         if not self._featurise:
             from .encoders import EncoderConfig, WhisperEncoder
 
-            enc = bundle.config.get("encoder", {})
-            self._encoder = WhisperEncoder(EncoderConfig(**enc), threads=options.intra_op_num_threads)
+            self._encoder = WhisperEncoder(EncoderConfig(**bundle.config.get("encoder", {})),
+                                           threads=threads)
 
     @classmethod
     def load(cls, path: str | Path | None = None, threads: int | None = None) -> "EmotionRecognizer":
@@ -184,13 +175,9 @@ class EmotionRecognizer:
     def window_s(self) -> float:
         return self.feature_config.window_s
 
-    def probabilities(self, features: np.ndarray, batch_size: int = 64) -> np.ndarray:
+    def probabilities(self, features: np.ndarray) -> np.ndarray:
         """Calibrated probabilities for a batch of model inputs (the bundle's input shape)."""
-        out = []
-        for start in range(0, len(features), batch_size):
-            x = ((features[start : start + batch_size] - self._mean) / self._std).astype(np.float32)
-            out.append(softmax(self._session.run(None, {"features": x})[0], self.temperature))
-        return np.concatenate(out) if out else np.zeros((0, len(self.labels)), np.float32)
+        return self.classifier.predict_proba(features)
 
     def model_inputs(self, source: AudioSource | np.ndarray, sample_rate: int | None = None, *,
                      max_clip_s: float = DEFAULT_MAX_CLIP_S) -> np.ndarray:
@@ -198,8 +185,7 @@ class EmotionRecognizer:
         unit (for benchmarks and for checking a bundle in another runtime)."""
         prep = _prepare(source, self.feature_config, sample_rate, max_clip_s,
                         DEFAULT_MAX_DURATION_S, self._featurise)
-        x = self._model_inputs(prep)
-        return ((x - self._mean) / self._std).astype(np.float32)
+        return self.classifier.scaler.transform(self._model_inputs(prep))
 
     def _model_inputs(self, prep: _Prepared, on_progress=None) -> np.ndarray:
         if self._featurise or not len(prep.inputs):

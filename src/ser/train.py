@@ -17,6 +17,7 @@ import numpy as np
 
 from . import EMOTIONS
 from .architectures import full_arch
+from .classifier import Scaler, TrainedClassifier  # noqa: F401  (Scaler re-exported)
 from .common import ConfigError
 from .datasets import Record
 from .datasets import load_records  # noqa: F401  (re-exported for callers of train)
@@ -52,29 +53,6 @@ class TrainConfig:
 
     def to_dict(self) -> dict:
         return asdict(self)
-
-
-@dataclass
-class Scaler:
-    """Per-feature standardisation, fitted on training frames only; stored as JSON lists."""
-
-    mean: np.ndarray
-    std: np.ndarray
-
-    @classmethod
-    def fit(cls, x: np.ndarray) -> "Scaler":
-        flat = x.reshape(-1, x.shape[-1]).astype(np.float64)
-        return cls(flat.mean(0).astype(np.float32), np.maximum(flat.std(0), 1e-5).astype(np.float32))
-
-    def transform(self, x: np.ndarray) -> np.ndarray:
-        return ((x - self.mean) / self.std).astype(np.float32)
-
-    def to_dict(self) -> dict:
-        return {"mean": self.mean.tolist(), "std": self.std.tolist()}
-
-    @classmethod
-    def from_dict(cls, d: dict) -> "Scaler":
-        return cls(np.asarray(d["mean"], np.float32), np.asarray(d["std"], np.float32))
 
 
 def class_weights(y: np.ndarray, n_classes: int = len(EMOTIONS)) -> np.ndarray:
@@ -362,7 +340,7 @@ def run_experiment(
     resume: bool = False,
 ) -> dict:
     """Train on split.train, early-stop and calibrate on split.val, report on split.test."""
-    from .evaluate import report, softmax
+    from .evaluate import report
 
     y = labels_of(records)
     x_train, y_train = features[split.train], y[split.train]
@@ -371,24 +349,17 @@ def run_experiment(
                             cache_dir, workers, progress, config.frontend)
         x_train = np.concatenate([x_train, *xs])
         y_train = np.concatenate([y_train, *ys])
-    scaler = Scaler.fit(x_train)
-    x_train = scaler.transform(x_train)
-    x_val, y_val = scaler.transform(features[split.val]), y[split.val]
-    result = fit(x_train, y_train, x_val, y_val, config, progress=progress,
-                 time_budget_s=time_budget_s, checkpoint_dir=checkpoint_dir, resume=resume)
-    val_logits = predict_logits(result.model, x_val)
-    temperature = fit_temperature(val_logits, y_val)
-    out = {
-        "model": result.model, "arch": result.arch, "scaler": scaler, "temperature": temperature,
-        "history": result.history, "best_epoch": result.best_epoch,
-        "train_seconds": result.seconds,
-        "val": report([records[i] for i in split.val], y_val, softmax(val_logits, temperature)),
-    }
+    x_val, y_val = features[split.val], y[split.val]
+    clf = TrainedClassifier.fit(x_train, y_train, x_val, y_val, config, progress=progress,
+                                time_budget_s=time_budget_s, checkpoint_dir=checkpoint_dir,
+                                resume=resume)
+    out = {"classifier": clf,
+           "val": report([records[i] for i in split.val], y_val, clf.predict_proba(x_val))}
     if len(split.test):
-        test_logits = predict_logits(result.model, scaler.transform(features[split.test]))
-        test_records = [records[i] for i in split.test]
-        out["test"] = report(test_records, y[split.test], softmax(test_logits, temperature))
-        out["test_uncalibrated"] = report(test_records, y[split.test], softmax(test_logits, 1.0))
+        x_test, test_records = features[split.test], [records[i] for i in split.test]
+        out["test"] = report(test_records, y[split.test], clf.predict_proba(x_test))
+        out["test_uncalibrated"] = report(test_records, y[split.test],
+                                          clf.predict_proba(x_test, calibrated=False))
     return out
 
 
@@ -411,12 +382,10 @@ def train_pipeline(
 
     ``cv_report`` (a ``cv.json`` from ``ser cv`` with the same settings) is attached to the
     bundle's metrics and card: the way to report a model trained on every speaker."""
-    from .bundle import save_bundle
     from .datasets import summarise
     from .model_card import model_card
     from .evaluate import summary_table, write_report
     from .features import FeatureConfig
-    from .model import count_parameters
 
     config = config or TrainConfig()
     feature_config = feature_config or FeatureConfig()
@@ -437,7 +406,8 @@ def train_pipeline(
     res = run_experiment(records, ex.features, split, config, feature_config, cache_dir=cache_dir,
                          workers=workers, progress=progress, time_budget_s=time_budget_s,
                          checkpoint_dir=out_dir / "checkpoint", resume=resume)
-    save_history(res["history"], out_dir)
+    clf = res["classifier"]
+    save_history(clf.history, out_dir)
     split_info = split.describe(records)
     metrics = {"protocol": protocol, "seed": config.seed, "validation": res["val"]}
     if cv_report:
@@ -448,24 +418,20 @@ def train_pipeline(
         metrics["test"] = res["test"]
         metrics["test_uncalibrated_ece"] = res["test_uncalibrated"]["overall"]["ece"]
         write_report(res["test"], out_dir / "test_report", extra={"split": split_info})
-    arch = res["arch"]
     training = {
-        **config.to_dict(), "arch": arch, "best_epoch": res["best_epoch"],
-        "epochs_run": len(res["history"]["loss"]), "train_seconds": round(res["train_seconds"], 1),
-        "parameters": count_parameters(res["model"]), "split": split_info,
+        **config.to_dict(), "arch": clf.arch, "best_epoch": clf.best_epoch,
+        "epochs_run": len(clf.history["loss"]), "train_seconds": round(clf.train_seconds, 1),
+        "parameters": clf.parameters, "split": split_info,
         "device": resolve_device(config.device) if config.optimizer != "logistic" else "cpu",
     }
     data_summary = {**summarise(records), "skipped": skipped,
                     "unusable_clips": [[r.path.rsplit("/", 1)[-1], why] for r, why in ex.failures]}
-    card = model_card(arch, data_summary, metrics, training, res["temperature"], config.frontend,
-                      input_shape=list(ex.features.shape[1:]))
-    info = save_bundle(
-        res["model"], out_dir / "bundle", feature_config=feature_config,
-        scaler=res["scaler"].to_dict(), arch=arch, temperature=res["temperature"],
-        metrics=_compact_metrics(metrics), data=data_summary, training=training, card=card,
-        frontend=config.frontend, input_shape=list(ex.features.shape[1:]),
-        encoder=_encoder_config(config.frontend),
-    )
+    input_shape = list(ex.features.shape[1:])
+    card = model_card(clf.arch, data_summary, metrics, training, clf.temperature, config.frontend,
+                      input_shape=input_shape)
+    info = clf.save(out_dir / "bundle", feature_config=feature_config, frontend=config.frontend,
+                    input_shape=input_shape, metrics=_compact_metrics(metrics), data=data_summary,
+                    training=training, card=card, encoder=_encoder_config(config.frontend))
     summary = {"bundle": str(info.root), "metrics": _compact_metrics(metrics), "training": training}
     (out_dir / "summary.json").write_text(json.dumps(summary, indent=2))
     if progress and "test" in res:
@@ -526,8 +492,9 @@ def cross_validate(
         per_fold.append(_compact_metrics({"protocol": "speaker", "seed": config.seed,
                                           "validation": res["val"], "test": res["test"],
                                           "test_uncalibrated_ece": res["test_uncalibrated"]["overall"]["ece"]}))
-        histories.append({**res["history"], "best_epoch": res["best_epoch"],
-                          "train_seconds": res["train_seconds"]})
+        clf = res["classifier"]
+        histories.append({**clf.history, "best_epoch": clf.best_epoch,
+                          "train_seconds": clf.train_seconds})
         confusion += np.asarray(res["test"]["overall"]["confusion"])
         for corpus, m in res["test"]["per_corpus"].items():
             confusion_by_corpus[corpus] = (confusion_by_corpus.get(corpus, 0)
