@@ -1,8 +1,4 @@
-"""The ``ser`` command line. Thin: it parses arguments, calls the library and formats results.
-
-Every expected failure (bad audio, missing paths, bad options) prints one line starting with
-``ser: error:`` and exits non-zero; tracebacks are for bugs only.
-"""
+"""`ser features` and `ser datasets` (scan, extract)."""
 
 from __future__ import annotations
 
@@ -11,20 +7,16 @@ import json
 import sys
 from pathlib import Path
 
-from . import __version__
-from .common import SerError
 
-
-class CliError(SerError):
-    """An expected failure reported as one line."""
+from . import CliError
 
 
 def _cmd_features(args: argparse.Namespace) -> int:
     import numpy as np
 
-    from .audio import decode
-    from .features import FeatureConfig, features_from_waveform
-    from .windows import analysis_units, fit_window
+    from ..audio import decode
+    from ..features import FeatureConfig, features_from_waveform
+    from ..windows import analysis_units, fit_window
 
     config = FeatureConfig()
     audio = decode(args.file, config.sample_rate)
@@ -69,7 +61,7 @@ def _cmd_features(args: argparse.Namespace) -> int:
 def _cmd_datasets_scan(args: argparse.Namespace) -> int:
     from collections import Counter
 
-    from .datasets import scan, summarise
+    from ..datasets import scan, summarise
 
     result = scan(args.dir, corpus=args.corpus)
     summary = summarise(result.records)
@@ -97,10 +89,10 @@ def _cmd_datasets_scan(args: argparse.Namespace) -> int:
 
 def _cmd_datasets_extract(args: argparse.Namespace) -> int:
     """Fill the feature cache for corpora before training (parallel, resumable by design)."""
-    from .extraction import failure_summary
-    from .features import FeatureConfig
-    from .datasets import load_records
-    from .frontends import extract_inputs
+    from ..extraction import failure_summary
+    from ..features import FeatureConfig
+    from ..datasets import load_records
+    from ..frontends import extract_inputs
 
     records, _ = load_records(args.data)
     ex = extract_inputs(records, FeatureConfig(anchor=args.anchor), args.frontend, args.cache_dir,
@@ -112,13 +104,7 @@ def _cmd_datasets_extract(args: argparse.Namespace) -> int:
     return 0
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="ser", description="Speech emotion recognition: eight emotions from speech."
-    )
-    parser.add_argument("--version", action="version", version=f"ser {__version__}")
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-
+def add_parsers(sub) -> None:
     p = sub.add_parser("features", help="compute the feature matrix of an audio file")
     p.add_argument("file", type=Path)
     p.add_argument("--windows", action="store_true",
@@ -142,30 +128,3 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--workers", type=int, default=None, help="parallel worker processes")
     q.add_argument("--quiet", action="store_true", help="no progress bars")
     q.set_defaults(func=_cmd_datasets_extract)
-
-    from . import cli_model
-
-    cli_model.add_commands(sub)
-
-    return parser
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    if not getattr(args, "func", None):
-        parser.print_help()
-        return 2
-    try:
-        return int(args.func(args) or 0)
-    except (SerError, FileNotFoundError, PermissionError, IsADirectoryError) as exc:
-        # Expected failures only: a bug anywhere else keeps its traceback.
-        print(f"ser: error: {exc}", file=sys.stderr)
-        return 1
-    except KeyboardInterrupt:
-        print("ser: interrupted", file=sys.stderr)
-        return 130
-
-
-if __name__ == "__main__":
-    sys.exit(main())
