@@ -178,7 +178,7 @@ def main() -> None:
                   f"{max(peak):.0f} |")
 
         files = abusive_files()
-        print(f"\nAbusive inputs: " + ", ".join(f"{k} ({len(v[0]) / 1e3:.0f} KB)" for k, v in files.items()))
+        print("\nAbusive inputs: " + ", ".join(f"{k} ({len(v[0]) / 1e3:.0f} KB)" for k, v in files.items()))
         stop, counts = threading.Event(), {}
         abusers = [threading.Thread(target=abuse, args=(url, files, stop, counts)) for _ in range(2)]
         peak = [rss_mb(server.pid)]

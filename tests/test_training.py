@@ -9,16 +9,10 @@ import pytest
 from ser import EMOTIONS
 from ser.bundle import BundleError, read_bundle
 from ser.cli import main
-from ser.train import (
-    Scaler,
-    class_weights,
-    fit_temperature,
-    labels_of,
-    load_records,
-    random_split,
-    speaker_folds,
-    speaker_split,
-)
+from ser.classifier import Scaler
+from ser.datasets import load_records
+from ser.splits import labels_of, random_split, speaker_folds, speaker_split
+from ser.train import class_weights, fit_temperature
 
 TINY = '{"arch": {"conv_channels": 8, "lstm_units": 8, "dense_units": 16}}'
 

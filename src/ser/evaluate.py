@@ -11,7 +11,6 @@ from typing import Sequence
 import numpy as np
 
 from . import EMOTIONS
-from .common import softmax  # noqa: F401  (callers import it from here too)
 from .datasets import Record
 
 

@@ -76,7 +76,8 @@ def tune(
     from .datasets import load_records
     from .frontends import extract_inputs
     from .splits import labels_of, speaker_split
-    from .train import Scaler, TrainConfig, fit
+    from .classifier import Scaler
+    from .train import TrainConfig, fit
 
     feature_config = feature_config or FeatureConfig()
     out_dir = Path(out_dir)

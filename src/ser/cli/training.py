@@ -50,7 +50,7 @@ def _feature_config(args: argparse.Namespace):
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from ..train import train_pipeline
+    from ..pipeline import train_pipeline
 
     summary = train_pipeline(
         args.data, args.out, config=_train_config(args), feature_config=_feature_config(args),
@@ -87,7 +87,7 @@ def write_cv_outputs(result: dict, out: Path) -> None:
     """cv.json, the test folds' confusion matrices summed (all and per corpus) and each fold's
     training curves."""
     from ..evaluate import plot_confusion
-    from ..train import save_history
+    from ..pipeline import save_history
 
     out.mkdir(parents=True, exist_ok=True)
     (out / "cv.json").write_text(json.dumps(result, indent=2))
@@ -102,7 +102,7 @@ def write_cv_outputs(result: dict, out: Path) -> None:
 
 
 def cmd_cv(args: argparse.Namespace) -> int:
-    from ..train import cross_validate
+    from ..pipeline import cross_validate
 
     result = cross_validate(
         args.data, args.folds, config=_train_config(args), feature_config=_feature_config(args),

@@ -1,0 +1,277 @@
+"""``ser train`` and ``ser cv`` end to end: records in, features through the front end, a
+split (or folds), a :class:`~ser.classifier.TrainedClassifier`, reports, curves and the bundle.
+The pieces it uses live in their own modules: splits, front ends, the training loop
+(:mod:`ser.train`), the classifier, evaluation and the model card.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from . import EMOTIONS
+from .classifier import TrainedClassifier
+from .common import ConfigError
+from .datasets import Record, load_records
+from .frontends import extract_inputs, get_frontend
+from .splits import Split, labels_of, random_split, speaker_folds, speaker_split
+from .train import TrainConfig, resolve_device, validate_config
+
+
+def save_history(history: dict, out_dir: Path) -> None:
+    """history.json and the accuracy/loss curves (PNG)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / "history.json").write_text(json.dumps(history, indent=2))
+    fig, axes = plt.subplots(1, 2, figsize=(10, 4))
+    epochs = range(1, len(history["loss"]) + 1)
+    for ax, key in zip(axes, ("accuracy", "loss")):
+        ax.plot(epochs, history[key], label="train")
+        ax.plot(epochs, history[f"val_{key}"], label="validation")
+        ax.set_xlabel("epoch")
+        ax.set_ylabel(key)
+        ax.legend()
+        ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(out_dir / "training_history.png", dpi=100)
+    plt.close(fig)
+
+
+def _encoder_config(frontend: str) -> dict | None:
+    return get_frontend(frontend).bundle_config()
+
+
+def _prepare(records, feature_config, cache_dir, workers, progress, frontend="handcrafted"):
+    from .extraction import failure_summary
+
+    ex = extract_inputs(records, feature_config, frontend, cache_dir, workers, progress)
+    if ex.failures and progress:
+        print(failure_summary(ex.failures))
+    return ex
+
+
+def _augmented(records, idx, copies, feature_config, cache_dir, workers, progress, frontend):
+    """Waveform-augmented copies of the training clips (cached like clean features)."""
+    xs, ys = [], []
+    for k in range(1, copies + 1):
+        ex = extract_inputs([records[i] for i in idx], feature_config, frontend, cache_dir, workers,
+                      progress, variant=f"aug{k}", desc=f"augment {k}")
+        xs.append(ex.features)
+        ys.append(labels_of(ex.records))
+    return xs, ys
+
+
+def run_experiment(
+    records: Sequence[Record],
+    features: np.ndarray,
+    split: Split,
+    config: TrainConfig,
+    feature_config,
+    *,
+    cache_dir=None,
+    workers: int | None = None,
+    progress: bool = True,
+    time_budget_s: float | None = None,
+    checkpoint_dir: Path | None = None,
+    resume: bool = False,
+) -> dict:
+    """Train on split.train, early-stop and calibrate on split.val, report on split.test."""
+    from .evaluate import report
+
+    y = labels_of(records)
+    x_train, y_train = features[split.train], y[split.train]
+    if config.augment_copies:
+        xs, ys = _augmented(records, split.train, config.augment_copies, feature_config,
+                            cache_dir, workers, progress, config.frontend)
+        x_train = np.concatenate([x_train, *xs])
+        y_train = np.concatenate([y_train, *ys])
+    x_val, y_val = features[split.val], y[split.val]
+    clf = TrainedClassifier.fit(x_train, y_train, x_val, y_val, config, progress=progress,
+                                time_budget_s=time_budget_s, checkpoint_dir=checkpoint_dir,
+                                resume=resume)
+    out = {"classifier": clf,
+           "val": report([records[i] for i in split.val], y_val, clf.predict_proba(x_val))}
+    if len(split.test):
+        x_test, test_records = features[split.test], [records[i] for i in split.test]
+        out["test"] = report(test_records, y[split.test], clf.predict_proba(x_test))
+        out["test_uncalibrated"] = report(test_records, y[split.test],
+                                          clf.predict_proba(x_test, calibrated=False))
+    return out
+
+
+def train_pipeline(
+    data: Sequence[str | Path],
+    out_dir: str | Path,
+    *,
+    config: TrainConfig | None = None,
+    feature_config=None,
+    protocol: str = "speaker",
+    test_fraction: float | None = None,
+    cache_dir=None,
+    workers: int | None = None,
+    progress: bool = True,
+    time_budget_s: float | None = None,
+    cv_report: str | Path | None = None,
+    resume: bool = False,
+) -> dict:
+    """``ser train``: corpora in, a model bundle plus history, curves and reports out.
+
+    ``cv_report`` (a ``cv.json`` from ``ser cv`` with the same settings) is attached to the
+    bundle's metrics and card: the way to report a model trained on every speaker."""
+    from .datasets import summarise
+    from .model_card import model_card
+    from .evaluate import summary_table, write_report
+    from .features import FeatureConfig
+
+    config = config or TrainConfig()
+    validate_config(config)
+    feature_config = feature_config or FeatureConfig()
+    out_dir = Path(out_dir)
+    records, skipped = load_records(data)
+    ex = _prepare(records, feature_config, cache_dir, workers, progress, config.frontend)
+    records = ex.records
+    if protocol == "speaker":
+        split = speaker_split(records, test_fraction=0.15 if test_fraction is None else test_fraction,
+                              seed=config.seed)
+    elif protocol == "random":
+        split = random_split(records, test_fraction=0.2 if test_fraction is None else test_fraction,
+                             seed=config.seed)
+    else:
+        raise ConfigError(f"protocol must be 'speaker' or 'random', not {protocol!r}")
+    if not len(split.train) or not len(split.val):
+        raise ConfigError("too few speakers to make train and validation sets")
+    res = run_experiment(records, ex.features, split, config, feature_config, cache_dir=cache_dir,
+                         workers=workers, progress=progress, time_budget_s=time_budget_s,
+                         checkpoint_dir=out_dir / "checkpoint", resume=resume)
+    clf = res["classifier"]
+    save_history(clf.history, out_dir)
+    split_info = split.describe(records)
+    metrics = {"protocol": protocol, "seed": config.seed, "validation": res["val"]}
+    if cv_report:
+        cv = json.loads(Path(cv_report).read_text())
+        metrics["cross_validation"] = {"folds": len(cv["folds"]), "summary": cv["summary"],
+                                       "table": cv["table"], "seed": cv["config"]["seed"]}
+    if "test" in res:
+        metrics["test"] = res["test"]
+        metrics["test_uncalibrated_ece"] = res["test_uncalibrated"]["overall"]["ece"]
+        write_report(res["test"], out_dir / "test_report", extra={"split": split_info})
+    training = {
+        **config.to_dict(), "arch": clf.arch, "best_epoch": clf.best_epoch,
+        "epochs_run": len(clf.history["loss"]), "train_seconds": round(clf.train_seconds, 1),
+        "parameters": clf.parameters, "split": split_info,
+        "device": resolve_device(config.device) if config.optimizer != "logistic" else "cpu",
+    }
+    data_summary = {**summarise(records), "skipped": skipped,
+                    "unusable_clips": [[r.path.rsplit("/", 1)[-1], why] for r, why in ex.failures]}
+    input_shape = list(ex.features.shape[1:])
+    card = model_card(clf.arch, data_summary, metrics, training, clf.temperature, config.frontend,
+                      input_shape=input_shape)
+    info = clf.save(out_dir / "bundle", feature_config=feature_config, frontend=config.frontend,
+                    input_shape=input_shape, metrics=_compact_metrics(metrics), data=data_summary,
+                    training=training, card=card, encoder=_encoder_config(config.frontend))
+    summary = {"bundle": str(info.root), "metrics": _compact_metrics(metrics), "training": training}
+    (out_dir / "summary.json").write_text(json.dumps(summary, indent=2))
+    if progress and "test" in res:
+        print(f"test ({protocol} protocol, seed {config.seed}):\n{summary_table(res['test'])}")
+    return summary
+
+
+def _compact_metrics(metrics: dict) -> dict:
+    """Headline numbers only (no confusion matrices), for config.json and summaries."""
+    def pick(rep):
+        keys = ("n", "wa", "ua", "macro_f1", "loss", "ece")
+        return {
+            "overall": {k: rep["overall"][k] for k in keys},
+            "per_corpus": {c: {k: m[k] for k in keys} for c, m in rep["per_corpus"].items()},
+        }
+    out = {"protocol": metrics["protocol"], "seed": metrics["seed"],
+           "validation": pick(metrics["validation"])}
+    if "cross_validation" in metrics:
+        out["cross_validation"] = metrics["cross_validation"]
+    if "test" in metrics:
+        out["test"] = pick(metrics["test"])
+        out["test_uncalibrated_ece"] = metrics["test_uncalibrated_ece"]
+    return out
+
+
+def cross_validate(
+    data: Sequence[str | Path],
+    folds: int,
+    *,
+    config: TrainConfig | None = None,
+    feature_config=None,
+    cache_dir=None,
+    workers: int | None = None,
+    progress: bool = True,
+) -> dict:
+    """``ser cv``: k folds grouped by speaker. Each fold is tested once; validation speakers
+    (for early stopping and temperature) come from the remaining folds' speakers."""
+    from .features import FeatureConfig
+
+    config = config or TrainConfig()
+    validate_config(config)
+    feature_config = feature_config or FeatureConfig()
+    if folds < 2:
+        raise ConfigError("at least 2 folds are needed")
+    records, _ = load_records(data)
+    ex = _prepare(records, feature_config, cache_dir, workers, progress, config.frontend)
+    records = ex.records
+    test_folds = speaker_folds(records, folds, seed=config.seed)
+    per_fold, histories = [], []
+    confusion = np.zeros((len(EMOTIONS), len(EMOTIONS)), dtype=np.int64)
+    confusion_by_corpus: dict[str, np.ndarray] = {}
+    for k, test_idx in enumerate(test_folds):
+        rest = np.setdiff1d(np.arange(len(records)), test_idx)
+        inner = speaker_split([records[i] for i in rest], val_fraction=0.12, test_fraction=0.0,
+                              seed=config.seed + k)
+        split = Split(rest[inner.train], rest[inner.val], test_idx, "speaker", config.seed)
+        res = run_experiment(records, ex.features, split, config, feature_config,
+                             cache_dir=cache_dir, workers=workers, progress=progress)
+        per_fold.append(_compact_metrics({"protocol": "speaker", "seed": config.seed,
+                                          "validation": res["val"], "test": res["test"],
+                                          "test_uncalibrated_ece": res["test_uncalibrated"]["overall"]["ece"]}))
+        clf = res["classifier"]
+        histories.append({**clf.history, "best_epoch": clf.best_epoch,
+                          "train_seconds": clf.train_seconds})
+        confusion += np.asarray(res["test"]["overall"]["confusion"])
+        for corpus, m in res["test"]["per_corpus"].items():
+            confusion_by_corpus[corpus] = (confusion_by_corpus.get(corpus, 0)
+                                           + np.asarray(m["confusion"]))
+        if progress:
+            m = res["test"]["overall"]
+            print(f"fold {k + 1}/{folds}: WA {100 * m['wa']:.1f}%  UA {100 * m['ua']:.1f}%")
+    summary: dict[str, dict] = {}
+    groups = ["overall"] + sorted({c for f in per_fold for c in f["test"]["per_corpus"]})
+    for group in groups:
+        vals = [f["test"]["overall"] if group == "overall" else f["test"]["per_corpus"].get(group)
+                for f in per_fold]
+        vals = [v for v in vals if v]
+        summary[group] = {
+            key: {"mean": float(np.mean([v[key] for v in vals])), "std": float(np.std([v[key] for v in vals]))}
+            for key in ("wa", "ua", "macro_f1")
+        }
+    ece_after = [f["test"]["overall"]["ece"] for f in per_fold]
+    ece_before = [f["test_uncalibrated_ece"] for f in per_fold]
+    summary["calibration"] = {"ece_before": {"mean": float(np.mean(ece_before)), "std": float(np.std(ece_before))},
+                              "ece_after": {"mean": float(np.mean(ece_after)), "std": float(np.std(ece_after))}}
+    lines = [f"{folds}-fold cross-validation grouped by speaker (seed {config.seed}, "
+             f"arch {config.arch['name']})", "| data | WA | UA | macro-F1 |", "|---|---|---|---|"]
+    for group, s in summary.items():
+        if group == "calibration":
+            continue
+        lines.append("| " + group + " | " + " | ".join(
+            f"{100 * s[k]['mean']:.1f} ± {100 * s[k]['std']:.1f}%" for k in ("wa", "ua", "macro_f1")) + " |")
+    lines.append(f"\nExpected calibration error on the test folds: {np.mean(ece_before):.3f} before "
+                 f"temperature scaling, {np.mean(ece_after):.3f} after (temperature fitted on "
+                 "each fold's validation speakers).")
+    return {"folds": per_fold, "summary": summary, "table": "\n".join(lines),
+            "config": config.to_dict(), "feature_config": feature_config.to_dict(),
+            "histories": histories, "confusion": confusion.tolist(),
+            "confusion_per_corpus": {c: m.tolist() for c, m in confusion_by_corpus.items()}}
