@@ -55,3 +55,55 @@ def test_encoder_embeds_windows(tmp_path, monkeypatch):
     assert vec.shape == (2, 1024)
     np.testing.assert_allclose(vec[:, :512], states.mean(1), rtol=1e-4, atol=1e-4)
     assert not np.allclose(vec[0], vec[1])
+
+
+def test_encoder_config_is_checked_and_read():
+    from ser.common import ConfigError
+    from ser.encoders import ENCODER_VERSION, EncoderConfig
+
+    assert EncoderConfig().to_dict()["version"] == ENCODER_VERSION
+    for bad in ({"pooling": "attention"}, {"name": "whisper-large"}, {"version": ENCODER_VERSION + 1}):
+        with pytest.raises(ConfigError):
+            EncoderConfig(**bad)
+
+
+def test_bundle_from_another_encoder_version_is_refused(tmp_path):
+    import json
+    import shutil
+    from importlib.resources import files
+
+    from ser.bundle import BundleError, read_bundle
+
+    copy = tmp_path / "default"
+    shutil.copytree(str(files("ser") / "models" / "default"), copy)
+    cfg = json.loads((copy / "config.json").read_text())
+    cfg["encoder"]["version"] = 99
+    (copy / "config.json").write_text(json.dumps(cfg))
+    with pytest.raises(BundleError, match="encoder version 99"):
+        read_bundle(copy)
+
+
+def test_augmented_cache_keys_carry_the_settings(monkeypatch):
+    from ser import augment
+
+    key = augment.AUGMENTATION_KEY
+    changed = {**augment.AUGMENTATION, "Gain": {**augment.AUGMENTATION["Gain"], "max_gain_db": 3.0}}
+    import hashlib
+    import json
+
+    assert hashlib.sha256(json.dumps(changed, sort_keys=True).encode()).hexdigest()[:12] != key
+
+
+def test_augmentation_leaves_the_global_random_state_alone():
+    import random
+
+    pytest.importorskip("audiomentations")
+    from ser.augment import augment_waveform
+
+    random.seed(123)
+    np.random.seed(123)
+    expected = (random.random(), np.random.random())
+    random.seed(123)
+    np.random.seed(123)
+    augment_waveform(tone(1.0), 16_000, "aug1", seed_key="x")
+    assert (random.random(), np.random.random()) == expected

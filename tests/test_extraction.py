@@ -4,7 +4,8 @@ import numpy as np
 import soundfile as sf
 
 from ser.datasets import Record
-from ser.extraction import NO_SPEECH, extract
+from ser.common import NO_SPEECH
+from ser.extraction import extract
 from ser.features import FeatureConfig
 
 from .conftest import speech, tone

@@ -132,6 +132,16 @@ def read_bundle(root: str | Path | None = None, verify: bool = True) -> BundleIn
             f"{root}: made with feature version {config.get('feature_config', {}).get('version')!r}, "
             f"this ser computes version {FEATURE_VERSION}"
         )
+    frontend = config.get("frontend", "handcrafted")
+    if frontend not in ("handcrafted", "whisper-base"):
+        raise BundleError(f"{root}: front end {frontend!r} is unknown to this ser")
+    if frontend == "whisper-base":
+        from .encoders import ENCODER_VERSION  # numpy-only at import; no circle at call time
+
+        encoder_version = config.get("encoder", {}).get("version", 1)
+        if encoder_version != ENCODER_VERSION:
+            raise BundleError(f"{root}: made with encoder version {encoder_version}, this ser "
+                              f"computes version {ENCODER_VERSION}")
     if list(config.get("labels", [])) != list(EMOTIONS):
         raise BundleError(f"{root}: labels {config.get('labels')} differ from {list(EMOTIONS)}")
     if verify:

