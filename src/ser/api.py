@@ -36,6 +36,7 @@ from starlette.requests import ClientDisconnect
 
 from . import EMOTIONS, __version__
 from .audio import AudioError, AudioTooLongError
+from .inference import EmotionRecognizer
 
 AUDIO_TYPES = ("audio/", "video/mp4", "video/webm", "application/ogg", "application/octet-stream")
 log = logging.getLogger("ser.api")
@@ -70,7 +71,6 @@ class ModelState:
     def _load(self, config: ServerConfig) -> None:
         from importlib.resources import files
 
-        from .inference import EmotionRecognizer
 
         try:
             recognizer = EmotionRecognizer.load(config.model)

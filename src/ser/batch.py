@@ -27,6 +27,9 @@ from typing import Iterable, Iterator, Sequence
 
 from . import EMOTIONS
 from .common import ConfigError
+from .audio import AudioError
+from .datasets import audio_files
+from .inference import EmotionRecognizer
 
 FORMATS = ("table", "json", "jsonl", "csv", "parquet")
 ENGINES = ("local", "ray")
@@ -61,7 +64,6 @@ def error_row(source: str, exc: Exception) -> dict:
 
 def predict_row(recognizer, source: str, limits: dict | None = None) -> dict:
     """One input's row: the prediction, or the error that input raised (never an exception)."""
-    from .audio import AudioError
 
     try:
         data = source if not is_uri(source) else read_source(source)
@@ -75,7 +77,6 @@ class RayPredictor:
     """A Ray actor: loads the bundle once, then predicts batches of paths."""
 
     def __init__(self, model: str | None, limits: dict, threads: int = 1):
-        from .inference import EmotionRecognizer
 
         self.recognizer = EmotionRecognizer.load(model, threads=threads)
         self.limits = limits
@@ -91,8 +92,6 @@ class RayPredictor:
 
 def _local_rows(sources: Sequence[str], model: str | None, workers: int | None,
                 limits: dict) -> Iterator[dict]:
-    from .audio import AudioError
-    from .inference import EmotionRecognizer
 
     recognizer = EmotionRecognizer.load(model)
     local = [s for s in sources if not is_uri(s)]
@@ -287,7 +286,6 @@ def expand_inputs(items: Sequence[str], list_file: Path | None = None) -> list[s
     (paths or URIs, ``#`` comments); a missing path stays in, to be reported per file."""
     import glob
 
-    from .datasets import audio_files
 
     raw = list(items)
     if list_file is not None:

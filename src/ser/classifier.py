@@ -13,6 +13,8 @@ import numpy as np
 
 from . import EMOTIONS
 from .common import softmax
+from .bundle import load_torch_model, read_bundle, save_bundle
+from .train import fit, fit_temperature, predict_logits
 
 
 @dataclass
@@ -54,7 +56,6 @@ class TrainedClassifier:
             resume: bool = False) -> "TrainedClassifier":
         """Standardise with training statistics, train (early stopping on the validation
         set), then fit the temperature on the validation set."""
-        from .train import fit, fit_temperature
 
         scaler = Scaler.fit(x_train)
         x_val_s = scaler.transform(x_val)
@@ -67,7 +68,6 @@ class TrainedClassifier:
         return clf
 
     def logits(self, x: np.ndarray) -> np.ndarray:
-        from .train import predict_logits
 
         return predict_logits(self.net, self.scaler.transform(x))
 
@@ -81,7 +81,6 @@ class TrainedClassifier:
 
     def save(self, root: str | Path, *, feature_config, frontend: str, input_shape: list[int],
              metrics: dict, data: dict, training: dict, card: str, encoder: dict | None = None):
-        from .bundle import save_bundle
 
         return save_bundle(self.net, root, feature_config=feature_config,
                            scaler=self.scaler.to_dict(), arch=self.arch,
@@ -92,7 +91,6 @@ class TrainedClassifier:
     @classmethod
     def load(cls, root: str | Path) -> "TrainedClassifier":
         """The PyTorch net of a bundle (for fine-tuning or re-export); checks hashes first."""
-        from .bundle import load_torch_model, read_bundle
 
         info = read_bundle(root)
         return cls(load_torch_model(info), Scaler.from_dict(info.config["scaler"]),

@@ -11,7 +11,9 @@ from typing import Sequence
 import numpy as np
 
 from . import EMOTIONS
+from .common import ConfigError
 from .datasets import Record
+from .splits import labels_of
 
 
 def expected_calibration_error(probs: np.ndarray, y: np.ndarray, bins: int = 15) -> float:
@@ -101,8 +103,6 @@ def evaluate_served(recognizer, records: Sequence[Record], workers: int | None =
     The bundle records its training and validation speakers; the figures for the evaluated
     files from those voices and from unseen voices are reported apart (``speakers``), since a
     model scores higher on voices it was trained on."""
-    from .common import ConfigError
-    from .splits import labels_of
 
     paths = [r.path for r in records]
     kept, probs, no_speech, errors = [], [], 0, 0

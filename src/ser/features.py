@@ -25,6 +25,7 @@ from functools import lru_cache
 import numpy as np
 
 from .common import ConfigError
+from .dsp import mel_filters, power_spectrogram, power_to_db
 
 FEATURE_VERSION = 1  # bump when the computation changes, so caches and bundles notice
 
@@ -163,7 +164,6 @@ def features_from_waveform(y: np.ndarray, config: FeatureConfig) -> np.ndarray:
 def log_mel_spectrogram(y: np.ndarray, config: FeatureConfig) -> np.ndarray:
     """The log-mel block of the features (n_mels, frames) in dB, for display; NumPy only, so
     the app need not import librosa's feature modules."""
-    from .dsp import mel_filters, power_spectrogram, power_to_db
 
     fb = mel_filters(config.sample_rate, config.n_fft, config.n_mels, config.fmin,
                      config.fmax if config.fmax is not None else config.sample_rate / 2)

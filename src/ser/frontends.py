@@ -15,6 +15,8 @@ from dataclasses import dataclass
 from typing import Sequence
 
 from .common import ConfigError
+from .encoders import EncoderConfig, extract_embeddings
+from .extraction import extract
 
 
 @dataclass(frozen=True)
@@ -30,7 +32,6 @@ class HandcraftedFrontend:
 
     def extract(self, records: Sequence, feature_config, *, cache_dir=None, workers=None,
                 progress=True, variant=None, desc="features"):
-        from .extraction import extract
 
         return extract(records, feature_config, cache_dir=cache_dir, workers=workers,
                        progress=progress, variant=variant, desc=desc)
@@ -42,7 +43,6 @@ class WhisperFrontend:
     architectures: tuple[str, ...] = ("embedding_mlp",)
 
     def encoder_config(self):
-        from .encoders import EncoderConfig
 
         return EncoderConfig()
 
@@ -54,7 +54,6 @@ class WhisperFrontend:
 
     def extract(self, records: Sequence, feature_config, *, cache_dir=None, workers=None,
                 progress=True, variant=None, desc="embeddings"):
-        from .encoders import extract_embeddings
 
         return extract_embeddings(records, feature_config, self.encoder_config(),
                                   cache_dir=cache_dir, variant=variant, progress=progress)

@@ -28,6 +28,7 @@ from .audio import DEFAULT_MAX_DURATION_S, AudioError, AudioSource, decode
 from .bundle import BundleInfo, default_bundle_path, light_bundle_path, read_bundle, resolve_model
 from .classifier import OnnxClassifier
 from .common import NO_SPEECH
+from .encoders import EncoderConfig, EncoderUnavailableError, WhisperEncoder
 from .features import FeatureConfig, features_from_waveform
 from .windows import DEFAULT_MAX_CLIP_S, analysis_units
 
@@ -147,7 +148,6 @@ class EmotionRecognizer:
         self._featurise = bundle.frontend == "handcrafted"
         self._encoder = None
         if not self._featurise:
-            from .encoders import EncoderConfig, WhisperEncoder
 
             self._encoder = WhisperEncoder(EncoderConfig(**bundle.config.get("encoder", {})),
                                            threads=threads)
@@ -162,7 +162,6 @@ class EmotionRecognizer:
         """
         if path is not None and str(path) != "default":
             return cls(read_bundle(resolve_model(path)), threads=threads)
-        from .encoders import EncoderUnavailableError
 
         try:
             return cls(read_bundle(default_bundle_path()), threads=threads)

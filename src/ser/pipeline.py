@@ -15,7 +15,11 @@ import numpy as np
 from . import EMOTIONS
 from .classifier import TrainedClassifier
 from .common import ConfigError
-from .datasets import Record, load_records
+from .datasets import Record, load_records, summarise
+from .evaluate import report, summary_table, write_report
+from .extraction import failure_summary
+from .features import FeatureConfig
+from .model_card import model_card
 from .frontends import extract_inputs, get_frontend
 from .splits import Split, labels_of, random_split, speaker_folds, speaker_split
 from .train import TrainConfig, resolve_device, validate_config
@@ -49,7 +53,6 @@ def _encoder_config(frontend: str) -> dict | None:
 
 
 def _prepare(records, feature_config, cache_dir, workers, progress, frontend="handcrafted"):
-    from .extraction import failure_summary
 
     ex = extract_inputs(records, feature_config, frontend, cache_dir, workers, progress)
     if ex.failures and progress:
@@ -83,7 +86,6 @@ def run_experiment(
     resume: bool = False,
 ) -> dict:
     """Train on split.train, early-stop and calibrate on split.val, report on split.test."""
-    from .evaluate import report
 
     y = labels_of(records)
     x_train, y_train = features[split.train], y[split.train]
@@ -125,10 +127,6 @@ def train_pipeline(
 
     ``cv_report`` (a ``cv.json`` from ``ser cv`` with the same settings) is attached to the
     bundle's metrics and card: the way to report a model trained on every speaker."""
-    from .datasets import summarise
-    from .model_card import model_card
-    from .evaluate import summary_table, write_report
-    from .features import FeatureConfig
 
     config = config or TrainConfig()
     validate_config(config)
@@ -213,7 +211,6 @@ def cross_validate(
 ) -> dict:
     """``ser cv``: k folds grouped by speaker. Each fold is tested once; validation speakers
     (for early stopping and temperature) come from the remaining folds' speakers."""
-    from .features import FeatureConfig
 
     config = config or TrainConfig()
     validate_config(config)

@@ -14,7 +14,9 @@ from pathlib import Path
 import numpy as np
 
 from . import EMOTIONS
-from .architectures import full_arch
+from .architectures import ARCHITECTURES, full_arch
+from .augment import mask_features
+from .checkpoint import Checkpoint
 from .common import ConfigError
 from .frontends import get_frontend
 
@@ -72,7 +74,6 @@ def _batches(n: int, size: int, rng: np.random.Generator | None):
 
 def validate_config(config: TrainConfig) -> None:
     """Refuse settings that cannot work together before any data is read (ConfigError)."""
-    from .architectures import ARCHITECTURES
 
     name = config.arch.get("name")
     if name not in ARCHITECTURES:
@@ -128,7 +129,6 @@ def _train_epoch(model, optimiser, x_train, y_train, weights, config, rng, devic
     import torch
     from torch.nn import functional as F
 
-    from .augment import mask_features
 
     model.train()
     total, correct, seen = 0.0, 0, 0
@@ -181,7 +181,6 @@ def fit(
     from torch.nn import functional as F
     from tqdm.auto import tqdm
 
-    from .checkpoint import Checkpoint
     from .model import build_model
 
     torch.manual_seed(config.seed)

@@ -9,6 +9,13 @@ import json
 from pathlib import Path
 from typing import Sequence
 
+from .classifier import Scaler
+from .datasets import load_records
+from .features import FeatureConfig
+from .frontends import extract_inputs
+from .splits import labels_of, speaker_split
+from .train import TrainConfig, fit
+
 
 
 def suggest(trial, frontend: str = "handcrafted", arch_name: str | None = None) -> tuple[dict, dict]:
@@ -72,12 +79,6 @@ def tune(
     without label smoothing or masking), so the search tunes the recipe it will be used with."""
     import optuna
 
-    from .features import FeatureConfig
-    from .datasets import load_records
-    from .frontends import extract_inputs
-    from .splits import labels_of, speaker_split
-    from .classifier import Scaler
-    from .train import TrainConfig, fit
 
     feature_config = feature_config or FeatureConfig()
     out_dir = Path(out_dir)
