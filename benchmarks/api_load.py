@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import io
-import socket
 import subprocess
 import sys
 import threading
@@ -26,14 +25,8 @@ import soundfile as sf
 
 from ser.audio import load_audio
 from ser.datasets import scan
+from common import CORPORA, free_port
 
-CORPORA = Path(__file__).resolve().parents[1].parent / "shared" / "corpora"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def rss_mb(pid: int) -> float:

@@ -9,15 +9,14 @@ the corpus (and so, partly, the label distribution) from the top bands alone.
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 
 import librosa
 import numpy as np
 
 from ser.audio import load_audio
 from ser.datasets import scan
+from common import CORPORA
 
-CORPORA = Path(__file__).resolve().parents[1].parent / "shared" / "corpora"
 
 
 def main() -> None:

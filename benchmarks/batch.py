@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 
 import soundfile as sf
+from common import CORPORA
 
 
 def main() -> None:
@@ -23,7 +24,7 @@ def main() -> None:
     ap.add_argument("--clips", type=int, default=500)
     ap.add_argument("--model", default="default")
     ap.add_argument("--corpora", type=Path,
-                    default=Path(__file__).resolve().parents[2] / "shared" / "corpora")
+                    default=CORPORA)
     args = ap.parse_args()
     records = scan(args.corpora).records
     step = max(1, len(records) // args.clips)

@@ -16,6 +16,8 @@ import sys
 import tempfile
 from pathlib import Path
 
+from common import CORPORA
+
 CHILD = """
 import resource, sys, time
 from ser.inference import EmotionRecognizer
@@ -32,7 +34,7 @@ def main() -> None:
     ap.add_argument("--counts", type=int, nargs="+", default=[100, 1000, 5000])
     ap.add_argument("--model", default="light")
     ap.add_argument("--corpora", type=Path,
-                    default=Path(__file__).resolve().parents[2] / "shared" / "corpora")
+                    default=CORPORA)
     args = ap.parse_args()
     sources = sorted((args.corpora / "ravdess").rglob("*.flac"))[:50]
     print(f"model {args.model}; links to {len(sources)} RAVDESS clips; 2 workers")

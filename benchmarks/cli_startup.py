@@ -13,6 +13,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from common import CORPORA
 
 
 def measure(cmd: list[str], repeats: int) -> tuple[float, float]:
@@ -34,7 +35,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--model", default="default")
     ap.add_argument("--corpora", type=Path,
-                    default=Path(__file__).resolve().parents[2] / "shared" / "corpora")
+                    default=CORPORA)
     ap.add_argument("--repeats", type=int, default=3)
     args = ap.parse_args()
     ser = str(Path(sys.executable).with_name("ser"))

@@ -7,7 +7,6 @@ speaker (seed 0), per corpus, on ../shared/corpora. Uses the feature caches.
 
 from __future__ import annotations
 
-from pathlib import Path
 
 import numpy as np
 from sklearn.linear_model import LogisticRegression
@@ -18,8 +17,8 @@ from ser.extraction import extract
 from ser.features import FeatureConfig
 from ser.datasets import load_records
 from ser.splits import labels_of, speaker_folds
+from common import CORPORA
 
-CORPORA = Path(__file__).resolve().parents[1].parent / "shared" / "corpora"
 
 
 def pooled_handcrafted(h: np.ndarray) -> np.ndarray:

@@ -16,7 +16,6 @@ import argparse
 import statistics
 import tempfile
 import time
-from pathlib import Path
 
 import librosa
 import numpy as np
@@ -26,8 +25,8 @@ from ser.audio import load_audio
 from ser.datasets import scan
 from ser.extraction import extract
 from ser.features import FeatureConfig, clip_features
+from common import CORPORA
 
-CORPORA = Path(__file__).resolve().parents[1].parent / "shared" / "corpora"
 
 
 def naive_features(y: np.ndarray, sr: int, with_hpss: bool = True) -> np.ndarray:

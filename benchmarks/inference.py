@@ -12,7 +12,6 @@ from __future__ import annotations
 import argparse
 import io
 import time
-from pathlib import Path
 
 import numpy as np
 import soundfile as sf
@@ -22,8 +21,8 @@ from ser.audio import load_audio
 from ser.bundle import read_bundle
 from ser.datasets import scan
 from ser.inference import EmotionRecognizer
+from common import CORPORA
 
-CORPORA = Path(__file__).resolve().parents[1].parent / "shared" / "corpora"
 
 
 def percentiles(times):

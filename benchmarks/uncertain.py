@@ -17,6 +17,7 @@ import json
 from pathlib import Path
 
 import numpy as np
+from common import CORPORA
 
 
 def main() -> None:
@@ -26,7 +27,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--model", default="default")
     ap.add_argument("--corpora", type=Path,
-                    default=Path(__file__).resolve().parents[2] / "shared" / "corpora")
+                    default=CORPORA)
     ap.add_argument("--write", action="store_true", help="store the threshold in the bundle")
     args = ap.parse_args()
     rec = EmotionRecognizer.load(args.model)

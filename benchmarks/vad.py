@@ -20,6 +20,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from common import CORPORA
 
 SR = 16_000
 
@@ -116,7 +117,7 @@ def main() -> None:
     from ser.inference import EmotionRecognizer
 
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--corpora", type=Path, default=Path(__file__).resolve().parents[2] / "shared" / "corpora")
+    ap.add_argument("--corpora", type=Path, default=CORPORA)
     ap.add_argument("--music", type=Path, default=None, help="folder of music files (.ogg/.wav/.mp3)")
     ap.add_argument("--per-corpus", type=int, default=100)
     ap.add_argument("--model", default="light")

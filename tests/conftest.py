@@ -16,6 +16,32 @@ def tone(duration_s: float = 1.0, sr: int = 16_000, freq: float = 220.0, amp: fl
     return (amp * y * envelope / np.abs(y).max()).astype(np.float32)
 
 
+def encode_with_pyav(target, y: np.ndarray, sr: int, container: str, codec: str) -> None:
+    """Write mono float audio with FFmpeg (PyAV) to a path or binary file object: the formats
+    soundfile cannot write (M4A/AAC, MP4, WebM)."""
+    import av
+
+    with av.open(target if not isinstance(target, Path) else str(target), "w", format=container) as out:
+        stream = out.add_stream(codec, rate=sr)
+        stream.layout = "mono"
+        for start in range(0, len(y), 1024):
+            chunk = np.ascontiguousarray(y[None, start : start + 1024], dtype=np.float32)
+            frame = av.AudioFrame.from_ndarray(chunk, format="flt", layout="mono")
+            frame.sample_rate = sr
+            for packet in stream.encode(frame):
+                out.mux(packet)
+        for packet in stream.encode(None):
+            out.mux(packet)
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
 def speech(speed: float = 1.0, gain: float = 1.0, sr: int = 16_000) -> np.ndarray:
     """Real (synthetic espeak) speech: the bundled example played ``speed`` times faster, which
     also raises its pitch; the voice activity detector takes it for speech, unlike a tone."""

@@ -6,7 +6,6 @@ Chromium's fake microphone (fed from a WAV file); saves screenshots to test-arti
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -18,7 +17,7 @@ import soundfile as sf
 
 import numpy as np
 
-from .conftest import speech, tone
+from .conftest import free_port, speech, tone
 
 CHROMIUM = "/usr/bin/chromium"
 ARTIFACTS = Path(__file__).resolve().parents[1] / "test-artifacts"
@@ -30,15 +29,10 @@ if not Path(CHROMIUM).exists():
 sync_api = pytest.importorskip("playwright.sync_api")
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
 
 @pytest.fixture(scope="module")
 def server():
-    port = _free_port()
+    port = free_port()
     ser = Path(sys.executable).with_name("ser")
     proc = subprocess.Popen([str(ser), "app", "--port", str(port)],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)

@@ -18,7 +18,7 @@ from ser.audio import (
     load_audio,
 )
 
-from .conftest import tone
+from .conftest import encode_with_pyav, tone
 
 SR = 16_000
 
@@ -62,20 +62,7 @@ def test_soundfile_formats_round_trip(tmp_path, fmt, subtype, exact):
 
 
 def _write_pyav(path, y, sr, container, codec):
-    import av
-
-    with av.open(str(path), "w", format=container) as out:
-        stream = out.add_stream(codec, rate=sr)
-        stream.layout = "mono"
-        frame_size = 1024
-        for start in range(0, len(y), frame_size):
-            chunk = y[start : start + frame_size][None, :]
-            frame = av.AudioFrame.from_ndarray(np.ascontiguousarray(chunk), format="flt", layout="mono")
-            frame.sample_rate = sr
-            for packet in stream.encode(frame):
-                out.mux(packet)
-        for packet in stream.encode(None):
-            out.mux(packet)
+    encode_with_pyav(Path(path), y, sr, container, codec)
 
 
 @pytest.mark.parametrize(

@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from ser.audio import AudioError, load_audio
 
-from .conftest import tone
+from .conftest import encode_with_pyav, tone
 
 
 def _encoded(fmt: str, subtype: str | None, sr: int) -> bytes:
@@ -22,20 +22,8 @@ def _encoded(fmt: str, subtype: str | None, sr: int) -> bytes:
 
 
 def _pyav(container: str, codec: str, sr: int) -> bytes:
-    import av
-
     buf = io.BytesIO()
-    with av.open(buf, "w", format=container) as out:
-        stream = out.add_stream(codec, rate=sr)
-        stream.layout = "mono"
-        y = tone(0.6, sr)
-        for start in range(0, len(y), 1024):
-            frame = av.AudioFrame.from_ndarray(y[None, start : start + 1024].copy(), format="flt", layout="mono")
-            frame.sample_rate = sr
-            for packet in stream.encode(frame):
-                out.mux(packet)
-        for packet in stream.encode(None):
-            out.mux(packet)
+    encode_with_pyav(buf, tone(0.6, sr), sr, container, codec)
     return buf.getvalue()
 
 

@@ -35,7 +35,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import ClientDisconnect
 
 from . import EMOTIONS, __version__
-from .audio import AudioError, AudioTooLongError
+from .audio import DEFAULT_MAX_DURATION_S, AudioError, AudioTooLongError
 from .inference import EmotionRecognizer
 
 AUDIO_TYPES = ("audio/", "video/mp4", "video/webm", "application/ogg", "application/octet-stream")
@@ -46,7 +46,7 @@ log = logging.getLogger("ser.api")
 class ServerConfig:
     model: "str | None" = None
     max_upload_mb: float = 25.0
-    max_duration_s: float = 600.0  # the longest audio accepted at all (as a job)
+    max_duration_s: float = DEFAULT_MAX_DURATION_S  # the longest audio accepted at all (as a job)
     # The longest audio /v1/predict takes: at the default model's real-time factor on 2 cores
     # (about 0.01) 120 s is about 1-2 s of work, well inside timeout_s even with both slots busy.
     max_sync_duration_s: float = 120.0

@@ -14,14 +14,14 @@ import numpy as np
 import streamlit as st
 
 from ser import EMOTIONS
-from ser.audio import AudioError, decode
+from ser.audio import DEFAULT_MAX_DURATION_S, AudioError, decode
 from ser.bundle import SHIPPED_MODELS
 from ser.datasets import describe_corpora
 from ser.features import log_mel_spectrogram
 from ser.inference import NO_SPEECH, EmotionRecognizer
 
 MAX_UPLOAD_MB = float(os.environ.get("SER_APP_MAX_UPLOAD_MB", "25"))
-MAX_DURATION_S = float(os.environ.get("SER_APP_MAX_DURATION_S", "300"))
+MAX_DURATION_S = float(os.environ.get("SER_APP_MAX_DURATION_S", DEFAULT_MAX_DURATION_S))
 UPLOAD_TYPES = ["wav", "mp3", "ogg", "flac", "m4a", "webm", "opus", "mp4"]
 #: One colour per emotion everywhere on the page (probabilities, timeline, shares); no emoji,
 #: which a machine without an emoji font draws as boxes.

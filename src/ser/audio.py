@@ -23,6 +23,9 @@ AudioSource = Union[str, os.PathLike, bytes, bytearray, memoryview, BinaryIO]
 DEFAULT_MIN_DURATION_S = 0.25
 #: Default upper bound, protecting memory and time; callers may raise or disable it.
 DEFAULT_MAX_DURATION_S = 600.0
+#: For files on the user's own disk (``ser predict``): an hour-long recording is ordinary there,
+#: and nobody else's request waits for it.
+FILE_MAX_DURATION_S = 3600.0
 
 
 class AudioError(SerError, ValueError):

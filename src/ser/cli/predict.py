@@ -7,6 +7,7 @@ import json
 import sys
 from pathlib import Path
 
+from ..audio import FILE_MAX_DURATION_S
 from ..common import ConfigError
 
 
@@ -117,6 +118,7 @@ def add_parsers(sub) -> None:
                         "or a bundle folder")
     p.add_argument("--max-clip", type=float, default=5.0,
                    help="input up to this long (s) is one clip; longer is cut into utterances")
-    p.add_argument("--max-duration", type=float, default=3600.0, help="longest input (s)")
+    p.add_argument("--max-duration", type=float, default=FILE_MAX_DURATION_S,
+                   help="longest input (s)")
     p.add_argument("--workers", type=int, default=None)
     p.set_defaults(func=cmd_predict)

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+
+from ..audio import DEFAULT_MAX_DURATION_S
 import sys
 
 
@@ -48,7 +50,8 @@ def _add_server_args(p: argparse.ArgumentParser, port: int) -> None:
 def add_parsers(sub) -> None:
     p = sub.add_parser("serve", help="serve the HTTP API (FastAPI + uvicorn)")
     _add_server_args(p, port=8000)
-    p.add_argument("--max-duration", type=float, default=600.0, help="longest audio (s), as a job")
+    p.add_argument("--max-duration", type=float, default=DEFAULT_MAX_DURATION_S,
+                   help="longest audio (s), as a job")
     p.add_argument("--max-sync-duration", type=float, default=120.0,
                    help="longest audio (s) for /v1/predict; longer goes to /v1/jobs")
     p.add_argument("--max-jobs", type=int, default=8, help="jobs queued or running at once")
