@@ -151,7 +151,8 @@ def test_logistic_head_on_pooled_vectors():
     centres = rng.normal(0, 3, (3, 16))
     y = np.repeat([0, 4, 6], 60)  # three of the eight classes present
     x = (centres[np.searchsorted([0, 4, 6], y)] + rng.normal(0, 1, (180, 16))).astype(np.float32)
-    config = TrainConfig(arch={"name": "embedding_mlp"}, optimizer="logistic", l2_c=1.0)
+    config = TrainConfig(arch={"name": "embedding_mlp"}, optimizer="logistic", l2_c=1.0,
+                         frontend="whisper-base")
     result = fit(x[::2], y[::2], x[1::2], y[1::2], config, progress=False)
     with torch.no_grad():
         probs = torch.softmax(result.model(torch.from_numpy(x[1::2])), 1).numpy()

@@ -68,6 +68,13 @@ class ModelState:
         else:
             threading.Thread(target=self._load, args=(config,), daemon=True).start()
 
+    def model_or_503(self):
+        if not self.ready.is_set():
+            raise BadInput(503, "the model is still loading: try again in a few seconds")
+        if self.recognizer is None:
+            raise BadInput(503, f"the model could not be loaded: {self.error}")
+        return self.recognizer
+
     def _load(self, config: ServerConfig) -> None:
         from importlib.resources import files
 
@@ -207,35 +214,8 @@ def create_app(config: ServerConfig | None = None, recognizer=None):
     _add_error_handlers(app)
     _add_docs(app)
 
-    def model_or_503():
-        if not state.ready.is_set():
-            raise BadInput(503, "the model is still loading: try again in a few seconds")
-        if state.recognizer is None:
-            raise BadInput(503, f"the model could not be loaded: {state.error}")
-        return state.recognizer
-
-    @app.get("/v1/health")
-    async def health():
-        status = "ok" if state.recognizer else "loading" if not state.ready.is_set() else "error"
-        body = {"status": status, "version": __version__}
-        if state.error:
-            body["error"] = state.error
-        return JSONResponse(body, status_code=200 if status == "ok" else 503)
-
-    @app.get("/v1/model")
-    async def model_info() -> dict:
-        rec = model_or_503()
-        cfg = rec.bundle.config
-        return {
-            "labels": cfg["labels"], "version": __version__, "ser_version": cfg.get("ser_version"),
-            "arch": cfg["arch"], "frontend": rec.bundle.frontend,
-            "feature_config": cfg["feature_config"], "metrics": cfg.get("metrics", {}),
-            "temperature": cfg.get("temperature"), "uncertain_below": rec.uncertain_below,
-            "limits": {"max_upload_mb": config.max_upload_mb,
-                       "max_sync_duration_s": config.max_sync_duration_s,
-                       "max_duration_s": config.max_duration_s, "timeout_s": config.timeout_s,
-                       "max_jobs": config.max_jobs, "job_ttl_s": config.job_ttl_s},
-        }
+    model_or_503 = state.model_or_503
+    _add_info_routes(app, state, config)
 
     @app.post("/v1/predict", response_model=PredictionOut, responses=errors,
               openapi_extra=AUDIO_BODY)
@@ -281,6 +261,31 @@ def create_app(config: ServerConfig | None = None, recognizer=None):
         return _job_view(job)
 
     return app
+
+
+def _add_info_routes(app, state: ModelState, config: ServerConfig) -> None:
+    @app.get("/v1/health")
+    async def health():
+        status = "ok" if state.recognizer else "loading" if not state.ready.is_set() else "error"
+        body = {"status": status, "version": __version__}
+        if state.error:
+            body["error"] = state.error
+        return JSONResponse(body, status_code=200 if status == "ok" else 503)
+
+    @app.get("/v1/model")
+    async def model_info() -> dict:
+        rec = state.model_or_503()
+        cfg = rec.bundle.config
+        return {
+            "labels": cfg["labels"], "version": __version__, "ser_version": cfg.get("ser_version"),
+            "arch": cfg["arch"], "frontend": rec.bundle.frontend,
+            "feature_config": cfg["feature_config"], "metrics": cfg.get("metrics", {}),
+            "temperature": cfg.get("temperature"), "uncertain_below": rec.uncertain_below,
+            "limits": {"max_upload_mb": config.max_upload_mb,
+                       "max_sync_duration_s": config.max_sync_duration_s,
+                       "max_duration_s": config.max_duration_s, "timeout_s": config.timeout_s,
+                       "max_jobs": config.max_jobs, "job_ttl_s": config.job_ttl_s},
+        }
 
 
 def _job_view(job: dict) -> dict:

@@ -108,6 +108,32 @@ def run_experiment(
     return out
 
 
+def _make_split(records, protocol: str, test_fraction: float | None, seed: int) -> Split:
+    if protocol == "speaker":
+        split = speaker_split(records, test_fraction=0.15 if test_fraction is None else test_fraction,
+                              seed=seed)
+    elif protocol == "random":
+        split = random_split(records, test_fraction=0.2 if test_fraction is None else test_fraction,
+                             seed=seed)
+    else:
+        raise ConfigError(f"protocol must be 'speaker' or 'random', not {protocol!r}")
+    if not len(split.train) or not len(split.val):
+        raise ConfigError("too few speakers to make train and validation sets")
+    return split
+
+
+def _cv_metrics(cv_report: str | Path | None) -> dict:
+    """A ``cv.json`` of the same settings, as the bundle reports it."""
+    if not cv_report:
+        return {}
+    try:
+        cv = json.loads(Path(cv_report).read_text())
+        return {"cross_validation": {"folds": len(cv["folds"]), "summary": cv["summary"],
+                                     "table": cv["table"], "seed": cv["config"]["seed"]}}
+    except (OSError, ValueError, KeyError) as exc:
+        raise ConfigError(f"{cv_report}: not a cv.json from `ser cv` ({exc})") from None
+
+
 def train_pipeline(
     data: Sequence[str | Path],
     out_dir: str | Path,
@@ -135,27 +161,15 @@ def train_pipeline(
     records, skipped = load_records(data)
     ex = _prepare(records, feature_config, cache_dir, workers, progress, config.frontend)
     records = ex.records
-    if protocol == "speaker":
-        split = speaker_split(records, test_fraction=0.15 if test_fraction is None else test_fraction,
-                              seed=config.seed)
-    elif protocol == "random":
-        split = random_split(records, test_fraction=0.2 if test_fraction is None else test_fraction,
-                             seed=config.seed)
-    else:
-        raise ConfigError(f"protocol must be 'speaker' or 'random', not {protocol!r}")
-    if not len(split.train) or not len(split.val):
-        raise ConfigError("too few speakers to make train and validation sets")
+    split = _make_split(records, protocol, test_fraction, config.seed)
     res = run_experiment(records, ex.features, split, config, feature_config, cache_dir=cache_dir,
                          workers=workers, progress=progress, time_budget_s=time_budget_s,
                          checkpoint_dir=out_dir / "checkpoint", resume=resume)
     clf = res["classifier"]
     save_history(clf.history, out_dir)
     split_info = split.describe(records)
-    metrics = {"protocol": protocol, "seed": config.seed, "validation": res["val"]}
-    if cv_report:
-        cv = json.loads(Path(cv_report).read_text())
-        metrics["cross_validation"] = {"folds": len(cv["folds"]), "summary": cv["summary"],
-                                       "table": cv["table"], "seed": cv["config"]["seed"]}
+    metrics = {"protocol": protocol, "seed": config.seed, "validation": res["val"],
+               **_cv_metrics(cv_report)}
     if "test" in res:
         metrics["test"] = res["test"]
         metrics["test_uncalibrated_ece"] = res["test_uncalibrated"]["overall"]["ece"]
@@ -228,7 +242,8 @@ def cross_validate(
         rest = np.setdiff1d(np.arange(len(records)), test_idx)
         inner = speaker_split([records[i] for i in rest], val_fraction=0.12, test_fraction=0.0,
                               seed=config.seed + k)
-        split = Split(rest[inner.train], rest[inner.val], test_idx, "speaker", config.seed)
+        # The fold's validation speakers were drawn with seed + k: record that one.
+        split = Split(rest[inner.train], rest[inner.val], test_idx, "speaker", config.seed + k)
         res = run_experiment(records, ex.features, split, config, feature_config,
                              cache_dir=cache_dir, workers=workers, progress=progress)
         per_fold.append(_compact_metrics({"protocol": "speaker", "seed": config.seed,
@@ -244,31 +259,43 @@ def cross_validate(
         if progress:
             m = res["test"]["overall"]
             print(f"fold {k + 1}/{folds}: WA {100 * m['wa']:.1f}%  UA {100 * m['ua']:.1f}%")
+    summary = _cv_summary(per_fold)
+    table = _cv_table(summary, folds, config)
+    return {"folds": per_fold, "summary": summary, "table": table,
+            "config": config.to_dict(), "feature_config": feature_config.to_dict(),
+            "histories": histories, "confusion": confusion.tolist(),
+            "confusion_per_corpus": {c: m.tolist() for c, m in confusion_by_corpus.items()}}
+
+
+def _mean_std(values) -> dict:
+    """Mean and population standard deviation over folds (as every table here reports)."""
+    return {"mean": float(np.mean(values)), "std": float(np.std(values))}
+
+
+def _cv_summary(per_fold: list[dict]) -> dict:
     summary: dict[str, dict] = {}
     groups = ["overall"] + sorted({c for f in per_fold for c in f["test"]["per_corpus"]})
     for group in groups:
         vals = [f["test"]["overall"] if group == "overall" else f["test"]["per_corpus"].get(group)
                 for f in per_fold]
         vals = [v for v in vals if v]
-        summary[group] = {
-            key: {"mean": float(np.mean([v[key] for v in vals])), "std": float(np.std([v[key] for v in vals]))}
-            for key in ("wa", "ua", "macro_f1")
-        }
-    ece_after = [f["test"]["overall"]["ece"] for f in per_fold]
-    ece_before = [f["test_uncalibrated_ece"] for f in per_fold]
-    summary["calibration"] = {"ece_before": {"mean": float(np.mean(ece_before)), "std": float(np.std(ece_before))},
-                              "ece_after": {"mean": float(np.mean(ece_after)), "std": float(np.std(ece_after))}}
+        summary[group] = {key: _mean_std([v[key] for v in vals]) for key in ("wa", "ua", "macro_f1")}
+    summary["calibration"] = {
+        "ece_before": _mean_std([f["test_uncalibrated_ece"] for f in per_fold]),
+        "ece_after": _mean_std([f["test"]["overall"]["ece"] for f in per_fold])}
+    return summary
+
+
+def _cv_table(summary: dict, folds: int, config: TrainConfig) -> str:
     lines = [f"{folds}-fold cross-validation grouped by speaker (seed {config.seed}, "
-             f"arch {config.arch['name']})", "| data | WA | UA | macro-F1 |", "|---|---|---|---|"]
+             f"arch {config.arch['name']}; mean ± population std over folds)",
+             "| data | WA | UA | macro-F1 |", "|---|---|---|---|"]
     for group, s in summary.items():
-        if group == "calibration":
-            continue
-        lines.append("| " + group + " | " + " | ".join(
-            f"{100 * s[k]['mean']:.1f} ± {100 * s[k]['std']:.1f}%" for k in ("wa", "ua", "macro_f1")) + " |")
-    lines.append(f"\nExpected calibration error on the test folds: {np.mean(ece_before):.3f} before "
-                 f"temperature scaling, {np.mean(ece_after):.3f} after (temperature fitted on "
-                 "each fold's validation speakers).")
-    return {"folds": per_fold, "summary": summary, "table": "\n".join(lines),
-            "config": config.to_dict(), "feature_config": feature_config.to_dict(),
-            "histories": histories, "confusion": confusion.tolist(),
-            "confusion_per_corpus": {c: m.tolist() for c, m in confusion_by_corpus.items()}}
+        if group != "calibration":
+            lines.append("| " + group + " | " + " | ".join(
+                f"{100 * s[k]['mean']:.1f} ± {100 * s[k]['std']:.1f}%" for k in ("wa", "ua", "macro_f1")) + " |")
+    cal = summary["calibration"]
+    lines.append(f"\nExpected calibration error on the test folds: {cal['ece_before']['mean']:.3f} "
+                 f"before temperature scaling, {cal['ece_after']['mean']:.3f} after (temperature "
+                 "fitted on each fold's validation speakers).")
+    return "\n".join(lines)

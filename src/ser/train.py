@@ -171,14 +171,10 @@ def fit(
 
     With ``checkpoint_dir`` the state after every epoch is written there (safetensors + JSON),
     and ``resume=True`` continues from it: a long CPU run can be stopped and picked up later."""
+    validate_config(config)
     if config.optimizer == "logistic":
         return _fit_logistic(x_train, y_train, x_val, y_val, config)
-    if config.optimizer not in ("adamw", "adam"):
-        raise ConfigError(f"optimizer must be 'adamw', 'adam' or 'logistic', not {config.optimizer!r}")
-    if config.precision not in ("fp32", "bf16"):
-        raise ConfigError(f"precision must be 'fp32' or 'bf16', not {config.precision!r}")
     import torch
-    from torch.nn import functional as F
     from tqdm.auto import tqdm
 
     from .model import build_model
@@ -205,9 +201,7 @@ def fit(
         if state.stale >= config.patience:
             break
         loss, acc = _train_epoch(model, optimiser, x_fit, y_fit, weights, config, rng, device)
-        val_logits = torch.from_numpy(predict_logits(model, x_val))
-        val_loss = float(F.cross_entropy(val_logits, y_val_t, weight=weights.cpu()))
-        val_acc = float((val_logits.argmax(1).numpy() == y_val).mean())
+        val_loss, val_acc = _validate(model, x_val, y_val_t, weights)
         state.record(epoch, model, loss=loss, accuracy=acc, val_loss=val_loss, val_accuracy=val_acc)
         bar.set_postfix(loss=f"{loss:.3f}", acc=f"{acc:.3f}", val_loss=f"{val_loss:.3f}",
                         val_acc=f"{val_acc:.3f}")
@@ -222,6 +216,16 @@ def fit(
     model = model.cpu().eval()
     return FitResult(model, state.history, state.best_epoch, time.perf_counter() - started,
                      full_arch(config.arch))
+
+
+def _validate(model, x_val: np.ndarray, y_val, weights) -> tuple[float, float]:
+    """Validation loss (class-weighted, like training's) and accuracy."""
+    import torch
+    from torch.nn import functional as F
+
+    logits = torch.from_numpy(predict_logits(model, x_val))
+    loss = float(F.cross_entropy(logits, y_val, weight=weights.cpu()))
+    return loss, float((logits.argmax(1) == y_val).float().mean())
 
 
 def _fit_logistic(x_train, y_train, x_val, y_val, config: TrainConfig) -> FitResult:

@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import argparse
-
-from ..audio import DEFAULT_MAX_DURATION_S
 import sys
 
+from ..audio import DEFAULT_MAX_DURATION_S
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
