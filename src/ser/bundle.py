@@ -4,7 +4,8 @@
     weights.safetensors     the PyTorch weights (for fine-tuning or re-export)
     config.json             format version, labels, feature config, scaler statistics,
                             architecture, temperature, training data summary, metrics,
-                            and the sha256 of every other file
+                            and the sha256 of the graph and the weights (the card is
+                            documentation, not hashed)
     MODEL_CARD.md           data, protocols, results, limits, licence
 
 Loading checks the format version, the feature version and every hash, and fails with a
