@@ -95,16 +95,20 @@ def test_long_recording_shows_utterance_timeline(page, server, tmp_path):
     page.screenshot(path=str(ARTIFACTS / "app_recording.png"), full_page=True)
 
 
-def test_tone_is_no_speech(page, server, tmp_path):
-    wav = tmp_path / "tone.wav"
-    sf.write(wav, tone(3.0, freq=1000.0), 16_000)
+@pytest.mark.parametrize("kind", ["tone", "music"])
+def test_tone_and_music_are_no_speech(page, server, tmp_path, kind):
+    if kind == "tone":
+        upload = tmp_path / "tone.wav"
+        sf.write(upload, tone(3.0, freq=1000.0), 16_000)
+    else:  # a public-domain excerpt (tests/data/README.md)
+        upload = Path(__file__).parent / "data" / "music_brahms_hungarian_dance_5.ogg"
     _open(page, server)
-    page.locator("input[type=file]").first.set_input_files(str(wav))
-    page.get_by_text("No speech found in tone.wav").first.wait_for(timeout=90_000)
+    page.locator("input[type=file]").first.set_input_files(str(upload))
+    page.get_by_text(f"No speech found in {upload.name}").first.wait_for(timeout=90_000)
     assert "Confidence" not in page.inner_text("body")
     page.get_by_text("Waveform").first.wait_for(timeout=30_000)
     ARTIFACTS.mkdir(exist_ok=True)
-    page.screenshot(path=str(ARTIFACTS / "app_tone.png"), full_page=True)
+    page.screenshot(path=str(ARTIFACTS / f"app_{kind}.png"), full_page=True)
 
 
 def test_non_audio_upload_shows_error_and_no_player(page, server, tmp_path):

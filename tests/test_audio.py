@@ -234,3 +234,29 @@ def test_a_lying_mp3_header_is_not_called_too_long(claimed_frames):
         decode(bytes(data), 16_000, max_duration_s=60, min_duration_s=None)
     except AudioTooLongError as exc:
         pytest.fail(f"refused as too long: {exc}")
+
+
+def test_array_with_a_non_positive_rate_is_refused():
+    from ser.audio import AudioError, decode
+
+    for rate in (0, -16_000):
+        with pytest.raises(AudioError, match="source_rate must be positive"):
+            decode(np.zeros(16_000, np.float32), 16_000, source_rate=rate)
+
+
+def test_384_khz_8_channel_file_decodes_within_a_small_budget():
+    import tracemalloc
+
+    from ser.audio import decode
+
+    buf = io.BytesIO()
+    with sf.SoundFile(buf, "w", 384_000, 8, format="WAV", subtype="PCM_16") as f:
+        for _ in range(3):
+            f.write(np.zeros((384_000, 8), np.float32))
+    data = buf.getvalue()
+    tracemalloc.start()
+    audio = decode(data, 16_000)
+    _, peak = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    assert len(audio.samples) == 3 * 16_000
+    assert peak < 12e6  # decoded whole as float32 it would be 37 MB; the file itself is 18 MB

@@ -29,7 +29,7 @@ from . import EMOTIONS
 from .common import ConfigError
 from .audio import AudioError
 from .datasets import audio_files
-from .inference import EmotionRecognizer
+from .inference import PREDICTION_FIELDS, EmotionRecognizer
 
 FORMATS = ("table", "json", "jsonl", "csv", "parquet")
 ENGINES = ("local", "ray")
@@ -264,8 +264,10 @@ def format_rows(rows: list[dict], fmt: str) -> str:
         return json.dumps(rows, indent=2) + "\n"
     if fmt == "csv":
         buf = io.StringIO()
-        fields = ["path", "emotion", "confidence", "uncertain", "duration_s", "speech_s", *EMOTIONS,
-                  "error"]
+        # The contract's flat fields, then one column per emotion; nested fields are in JSON.
+        scalars = [f for f in PREDICTION_FIELDS if f not in ("probabilities", "emotion_shares",
+                                                              "segments", "warnings")]
+        fields = [*scalars, *EMOTIONS, "error"]
         writer = csv.DictWriter(buf, fieldnames=fields, extrasaction="ignore", lineterminator="\n")
         writer.writeheader()
         for r in rows:

@@ -52,7 +52,8 @@ def _encoder_config(frontend: str) -> dict | None:
     return get_frontend(frontend).bundle_config()
 
 
-def _prepare(records, feature_config, cache_dir, workers, progress, frontend="handcrafted"):
+def _extract_training_inputs(records, feature_config, cache_dir, workers, progress,
+                             frontend="handcrafted"):
 
     ex = extract_inputs(records, feature_config, frontend, cache_dir, workers, progress)
     if ex.failures and progress:
@@ -159,7 +160,8 @@ def train_pipeline(
     feature_config = feature_config or FeatureConfig()
     out_dir = Path(out_dir)
     records, skipped = load_records(data)
-    ex = _prepare(records, feature_config, cache_dir, workers, progress, config.frontend)
+    ex = _extract_training_inputs(records, feature_config, cache_dir, workers, progress,
+                                  config.frontend)
     records = ex.records
     split = _make_split(records, protocol, test_fraction, config.seed)
     res = run_experiment(records, ex.features, split, config, feature_config, cache_dir=cache_dir,
@@ -232,7 +234,8 @@ def cross_validate(
     if folds < 2:
         raise ConfigError("at least 2 folds are needed")
     records, _ = load_records(data)
-    ex = _prepare(records, feature_config, cache_dir, workers, progress, config.frontend)
+    ex = _extract_training_inputs(records, feature_config, cache_dir, workers, progress,
+                                  config.frontend)
     records = ex.records
     test_folds = speaker_folds(records, folds, seed=config.seed)
     per_fold, histories = [], []
