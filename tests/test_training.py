@@ -336,3 +336,12 @@ def test_end_to_end_training_learns_the_tiny_task(tiny_corpus, tmp_path):
     history = json.loads((tmp_path / "r" / "history.json").read_text())
     assert max(history["accuracy"]) > 0.5
     assert summary["metrics"]["test"]["overall"]["wa"] > 0.4
+
+
+def test_corpus_weights_give_every_corpus_the_same_total():
+    from ser.pipeline import corpus_weights
+
+    w = corpus_weights(["crema-d"] * 6 + ["emovo"] * 2 + ["ravdess"] * 4)
+    totals = {c: w[[i for i, x in enumerate(["crema-d"] * 6 + ["emovo"] * 2 + ["ravdess"] * 4) if x == c]].sum()
+              for c in ("crema-d", "emovo", "ravdess")}
+    assert len(set(round(v, 9) for v in totals.values())) == 1 and w.mean() == pytest.approx(1.0)

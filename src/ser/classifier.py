@@ -53,7 +53,7 @@ class TrainedClassifier:
     @classmethod
     def fit(cls, x_train, y_train, x_val, y_val, config, *, progress: bool = True,
             time_budget_s: float | None = None, checkpoint_dir: Path | None = None,
-            resume: bool = False) -> "TrainedClassifier":
+            resume: bool = False, sample_weight: np.ndarray | None = None) -> "TrainedClassifier":
         """Standardise with training statistics, train (early stopping on the validation
         set), then fit the temperature on the validation set."""
 
@@ -61,7 +61,7 @@ class TrainedClassifier:
         x_val_s = scaler.transform(x_val)
         result = fit(scaler.transform(x_train), y_train, x_val_s, y_val, config,
                      progress=progress, time_budget_s=time_budget_s,
-                     checkpoint_dir=checkpoint_dir, resume=resume)
+                     checkpoint_dir=checkpoint_dir, resume=resume, sample_weight=sample_weight)
         clf = cls(result.model, scaler, result.arch, 1.0, result.history, result.best_epoch,
                   result.seconds)
         clf.temperature = fit_temperature(clf.logits(x_val), y_val)

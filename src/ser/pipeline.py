@@ -96,9 +96,12 @@ def run_experiment(
         x_train = np.concatenate([x_train, *xs])
         y_train = np.concatenate([y_train, *ys])
     x_val, y_val = features[split.val], y[split.val]
+    weights = None
+    if config.balance_corpora:
+        weights = corpus_weights([records[i].corpus for i in split.train], config.balance_corpora)
     clf = TrainedClassifier.fit(x_train, y_train, x_val, y_val, config, progress=progress,
                                 time_budget_s=time_budget_s, checkpoint_dir=checkpoint_dir,
-                                resume=resume)
+                                resume=resume, sample_weight=weights)
     out = {"classifier": clf,
            "val": report([records[i] for i in split.val], y_val, clf.predict_proba(x_val))}
     if len(split.test):
@@ -107,6 +110,14 @@ def run_experiment(
         out["test_uncalibrated"] = report(test_records, y[split.test],
                                           clf.predict_proba(x_test, calibrated=False))
     return out
+
+
+def corpus_weights(corpora: list[str], power: float = 1.0) -> np.ndarray:
+    """Per-clip weights (clips in its corpus) ** -power, scaled to mean 1: with power 1 every
+    corpus has the same total weight."""
+    _, index, counts = np.unique(corpora, return_inverse=True, return_counts=True)
+    w = counts[index].astype(np.float64) ** -power
+    return w * len(w) / w.sum()
 
 
 def _make_split(records, protocol: str, test_fraction: float | None, seed: int) -> Split:

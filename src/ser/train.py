@@ -40,6 +40,10 @@ class TrainConfig:
     optimizer: str = "adamw"
     l2_c: float = 0.01  # inverse L2 strength for "logistic" (scikit-learn's C)
     augment_copies: int = 0  # waveform-augmented copies of each training clip
+    # "logistic" only: weigh each training clip by (clips in its corpus) ** -balance_corpora:
+    # 0 leaves CREMA-D (5x RAVDESS's clips, 15x EMOVO's) dominant, 1 gives every corpus the
+    # same total weight.
+    balance_corpora: float = 0.0
     threads: int = 2
     device: str = "auto"  # "auto" (CUDA when available), "cpu", "cuda"
     # "bf16": autocast matrix work to bfloat16 (1.5x faster per epoch on this CPU, see
@@ -84,6 +88,9 @@ def validate_config(config: TrainConfig) -> None:
                           f"{' or '.join(frontend.architectures)}, not {name}")
     if config.optimizer not in ("adamw", "adam", "logistic"):
         raise ConfigError(f"optimizer must be 'adamw', 'adam' or 'logistic', not {config.optimizer!r}")
+    if config.balance_corpora and (config.optimizer != "logistic" or config.augment_copies):
+        raise ConfigError("balancing corpora is implemented for the logistic head without "
+                          "augmented copies only")
     if config.optimizer == "logistic" and name != "embedding_mlp":
         raise ConfigError("optimizer 'logistic' needs the embedding_mlp head on pooled vectors")
     if config.precision not in ("fp32", "bf16"):
@@ -166,6 +173,7 @@ def fit(
     time_budget_s: float | None = None,
     checkpoint_dir: Path | None = None,
     resume: bool = False,
+    sample_weight: np.ndarray | None = None,
 ) -> FitResult:
     """Train on standardised features; early-stop on validation loss; keep the best weights.
 
@@ -173,7 +181,7 @@ def fit(
     and ``resume=True`` continues from it: a long CPU run can be stopped and picked up later."""
     validate_config(config)
     if config.optimizer == "logistic":
-        return _fit_logistic(x_train, y_train, x_val, y_val, config)
+        return _fit_logistic(x_train, y_train, x_val, y_val, config, sample_weight)
     import torch
     from tqdm.auto import tqdm
 
@@ -228,7 +236,8 @@ def _validate(model, x_val: np.ndarray, y_val, weights) -> tuple[float, float]:
     return loss, float((logits.argmax(1) == y_val).float().mean())
 
 
-def _fit_logistic(x_train, y_train, x_val, y_val, config: TrainConfig) -> FitResult:
+def _fit_logistic(x_train, y_train, x_val, y_val, config: TrainConfig,
+                  sample_weight: np.ndarray | None = None) -> FitResult:
     import torch
     from sklearn.linear_model import LogisticRegression
     from torch.nn import functional as F
@@ -240,7 +249,7 @@ def _fit_logistic(x_train, y_train, x_val, y_val, config: TrainConfig) -> FitRes
         raise ConfigError("optimizer 'logistic' needs the embedding_mlp head on pooled vectors")
     started = time.perf_counter()
     clf = LogisticRegression(C=config.l2_c, class_weight="balanced", max_iter=3000)
-    clf.fit(x_train, y_train)
+    clf.fit(x_train, y_train, sample_weight=sample_weight)
     model = build_model(arch, x_train.shape[-1], len(EMOTIONS))
     layer = model.net[-1]
     with torch.no_grad():
