@@ -107,3 +107,15 @@ def test_augmentation_leaves_the_global_random_state_alone():
     np.random.seed(123)
     augment_waveform(tone(1.0), 16_000, "aug1", seed_key="x")
     assert (random.random(), np.random.random()) == expected
+
+
+def test_front_end_options_are_checked():
+    from ser.common import ConfigError
+    from ser.frontends import get_frontend
+
+    assert get_frontend("whisper-base", {"compute_type": "float32"}).bundle_config()["compute_type"] == "float32"
+    assert get_frontend("whisper-base").bundle_config()["compute_type"] == "int8"
+    for name, options in (("whisper-base", {"compute_type": "int4"}), ("handcrafted", {"compute_type": "int8"}),
+                          ("whisper-base", {"layers": 3})):
+        with pytest.raises(ConfigError):
+            get_frontend(name, options)

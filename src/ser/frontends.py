@@ -11,7 +11,7 @@ registry instead of testing the name in several places.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Sequence
 
 from .common import ConfigError
@@ -32,7 +32,6 @@ class HandcraftedFrontend:
 
     def extract(self, records: Sequence, feature_config, *, cache_dir=None, workers=None,
                 progress=True, variant=None, desc="features"):
-
         return extract(records, feature_config, cache_dir=cache_dir, workers=workers,
                        progress=progress, variant=variant, desc=desc)
 
@@ -41,10 +40,10 @@ class HandcraftedFrontend:
 class WhisperFrontend:
     name: str = "whisper-base"
     architectures: tuple[str, ...] = ("embedding_mlp",)
+    compute_type: str = "int8"  # CTranslate2 quantises the float16 weights at load; or float32
 
-    def encoder_config(self):
-
-        return EncoderConfig()
+    def encoder_config(self) -> EncoderConfig:
+        return EncoderConfig(compute_type=self.compute_type)
 
     def bundle_config(self) -> dict | None:
         return self.encoder_config().to_dict()
@@ -54,7 +53,6 @@ class WhisperFrontend:
 
     def extract(self, records: Sequence, feature_config, *, cache_dir=None, workers=None,
                 progress=True, variant=None, desc="embeddings"):
-
         return extract_embeddings(records, feature_config, self.encoder_config(),
                                   cache_dir=cache_dir, variant=variant, progress=progress)
 
@@ -62,16 +60,26 @@ class WhisperFrontend:
 FRONTENDS = {"handcrafted": HandcraftedFrontend(), "whisper-base": WhisperFrontend()}
 
 
-def get_frontend(name: str):
+def get_frontend(name: str, options: dict | None = None):
+    """The named front end, with ``options`` (e.g. ``{"compute_type": "float32"}`` for the
+    encoder) applied; unknown names or options are a ConfigError."""
     try:
-        return FRONTENDS[name]
+        frontend = FRONTENDS[name]
     except KeyError:
         raise ConfigError(f"unknown front end {name!r}; choose from {', '.join(FRONTENDS)}") from None
+    if not options:
+        return frontend
+    allowed = {"compute_type"} if name == "whisper-base" else set()
+    if set(options) - allowed:
+        raise ConfigError(f"the {name} front end takes no option {sorted(set(options) - allowed)}")
+    if options.get("compute_type", "int8") not in ("int8", "float32"):
+        raise ConfigError(f"compute_type must be int8 or float32, not {options['compute_type']!r}")
+    return replace(frontend, **options)
 
 
 def extract_inputs(records, feature_config, frontend: str, cache_dir=None, workers=None,
-                   progress=True, variant=None, desc="features"):
+                   progress=True, variant=None, desc="features", options: dict | None = None):
     """Model inputs of records for the named front end (see :func:`get_frontend`)."""
-    return get_frontend(frontend).extract(records, feature_config, cache_dir=cache_dir,
-                                          workers=workers, progress=progress, variant=variant,
-                                          desc=desc)
+    return get_frontend(frontend, options).extract(
+        records, feature_config, cache_dir=cache_dir, workers=workers, progress=progress,
+        variant=variant, desc=desc)

@@ -48,25 +48,27 @@ def save_history(history: dict, out_dir: Path) -> None:
     plt.close(fig)
 
 
-def _encoder_config(frontend: str) -> dict | None:
-    return get_frontend(frontend).bundle_config()
+def _encoder_config(frontend: str, options: dict | None = None) -> dict | None:
+    return get_frontend(frontend, options).bundle_config()
 
 
 def _extract_training_inputs(records, feature_config, cache_dir, workers, progress,
-                             frontend="handcrafted"):
+                             frontend="handcrafted", options=None):
 
-    ex = extract_inputs(records, feature_config, frontend, cache_dir, workers, progress)
+    ex = extract_inputs(records, feature_config, frontend, cache_dir, workers, progress,
+                        options=options)
     if ex.failures and progress:
         print(failure_summary(ex.failures))
     return ex
 
 
-def _augmented(records, idx, copies, feature_config, cache_dir, workers, progress, frontend):
+def _augmented(records, idx, copies, feature_config, cache_dir, workers, progress, frontend,
+               options=None):
     """Waveform-augmented copies of the training clips (cached like clean features)."""
     xs, ys = [], []
     for k in range(1, copies + 1):
         ex = extract_inputs([records[i] for i in idx], feature_config, frontend, cache_dir, workers,
-                      progress, variant=f"aug{k}", desc=f"augment {k}")
+                            progress, variant=f"aug{k}", desc=f"augment {k}", options=options)
         xs.append(ex.features)
         ys.append(labels_of(ex.records))
     return xs, ys
@@ -92,7 +94,7 @@ def run_experiment(
     x_train, y_train = features[split.train], y[split.train]
     if config.augment_copies:
         xs, ys = _augmented(records, split.train, config.augment_copies, feature_config,
-                            cache_dir, workers, progress, config.frontend)
+                            cache_dir, workers, progress, config.frontend, config.encoder)
         x_train = np.concatenate([x_train, *xs])
         y_train = np.concatenate([y_train, *ys])
     x_val, y_val = features[split.val], y[split.val]
@@ -172,7 +174,7 @@ def train_pipeline(
     out_dir = Path(out_dir)
     records, skipped = load_records(data)
     ex = _extract_training_inputs(records, feature_config, cache_dir, workers, progress,
-                                  config.frontend)
+                                  config.frontend, config.encoder)
     records = ex.records
     split = _make_split(records, protocol, test_fraction, config.seed)
     res = run_experiment(records, ex.features, split, config, feature_config, cache_dir=cache_dir,
@@ -200,7 +202,8 @@ def train_pipeline(
                       input_shape=input_shape)
     info = clf.save(out_dir / "bundle", feature_config=feature_config, frontend=config.frontend,
                     input_shape=input_shape, metrics=_compact_metrics(metrics), data=data_summary,
-                    training=training, card=card, encoder=_encoder_config(config.frontend))
+                    training=training, card=card,
+                    encoder=_encoder_config(config.frontend, config.encoder))
     summary = {"bundle": str(info.root), "metrics": _compact_metrics(metrics), "training": training}
     (out_dir / "summary.json").write_text(json.dumps(summary, indent=2))
     if progress and "test" in res:
@@ -246,7 +249,7 @@ def cross_validate(
         raise ConfigError("at least 2 folds are needed")
     records, _ = load_records(data)
     ex = _extract_training_inputs(records, feature_config, cache_dir, workers, progress,
-                                  config.frontend)
+                                  config.frontend, config.encoder)
     records = ex.records
     test_folds = speaker_folds(records, folds, seed=config.seed)
     per_fold, histories = [], []

@@ -44,6 +44,7 @@ class TrainConfig:
     # 0 leaves CREMA-D (5x RAVDESS's clips, 15x EMOVO's) dominant, 1 gives every corpus the
     # same total weight.
     balance_corpora: float = 0.0
+    encoder: dict = field(default_factory=dict)  # front-end options, e.g. {"compute_type": ...}
     threads: int = 2
     device: str = "auto"  # "auto" (CUDA when available), "cpu", "cuda"
     # "bf16": autocast matrix work to bfloat16 (1.5x faster per epoch on this CPU, see
@@ -82,7 +83,7 @@ def validate_config(config: TrainConfig) -> None:
     name = config.arch.get("name")
     if name not in ARCHITECTURES:
         raise ConfigError(f"unknown architecture {name!r}; choose from {', '.join(ARCHITECTURES)}")
-    frontend = get_frontend(config.frontend)
+    frontend = get_frontend(config.frontend, config.encoder)
     if name not in frontend.architectures:
         raise ConfigError(f"the {config.frontend} front end needs --arch "
                           f"{' or '.join(frontend.architectures)}, not {name}")

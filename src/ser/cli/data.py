@@ -95,8 +95,9 @@ def _cmd_datasets_extract(args: argparse.Namespace) -> int:
     from ..frontends import extract_inputs
 
     records, _ = load_records(args.data)
+    options = {"compute_type": args.encoder_compute_type} if args.encoder_compute_type else None
     ex = extract_inputs(records, FeatureConfig(anchor=args.anchor), args.frontend, args.cache_dir,
-                        args.workers, not args.quiet)
+                        args.workers, not args.quiet, options=options)
     if ex.failures:
         print(failure_summary(ex.failures), file=sys.stderr)
     print(f"{len(ex.records)} of {len(records)} clips ready ({args.frontend}, "
@@ -124,6 +125,7 @@ def add_parsers(sub) -> None:
     q.add_argument("data", nargs="+", type=Path, help="corpus folders or CSV files")
     q.add_argument("--frontend", choices=("handcrafted", "whisper-base"), default="handcrafted")
     q.add_argument("--anchor", choices=("speech", "start"), default="speech")
+    q.add_argument("--encoder-compute-type", choices=("int8", "float32"), default=None)
     q.add_argument("--cache-dir", type=Path, default=None, help="feature cache folder")
     q.add_argument("--workers", type=int, default=None, help="parallel worker processes")
     q.add_argument("--quiet", action="store_true", help="no progress bars")

@@ -18,7 +18,9 @@ def _train_config(args: argparse.Namespace):
                   frontend=args.frontend, optimizer=args.optimizer, l2_c=args.l2_c,
                   patience=args.patience, label_smoothing=args.label_smoothing,
                   mask_features=not args.no_mask, device=args.device, precision=args.precision,
-                  balance_corpora=args.balance_corpora)
+                  balance_corpora=args.balance_corpora,
+                  encoder={"compute_type": args.encoder_compute_type}
+                  if args.encoder_compute_type else {})
     if args.optimizer == "logistic":
         arch.update(dense_units=0, input_dropout=0.0)
     optimiser = {"learning_rate": 1e-3 if args.lr is None else args.lr,
@@ -153,6 +155,8 @@ def _add_training_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--device", default="auto", help="auto (CUDA if available), cpu or cuda")
     p.add_argument("--precision", choices=("fp32", "bf16"), default="fp32",
                    help="bf16: bfloat16 autocast, faster where the processor supports it")
+    p.add_argument("--encoder-compute-type", choices=("int8", "float32"), default=None,
+                   help="Whisper encoder arithmetic (default int8: CTranslate2 quantises at load)")
     p.add_argument("--balance-corpora", type=float, nargs="?", const=1.0, default=0.0,
                    metavar="POWER", help="logistic head: weigh clips by (clips in their corpus) "
                    "** -POWER; 1 (the flag alone) gives every corpus the same weight")
