@@ -126,10 +126,11 @@ def test_multipart_without_file_field(client):
 
 def test_docs_work_offline(client):
     page = client.get("/docs")
-    assert page.status_code == 200 and "/static/swagger/swagger-ui-bundle.js" in page.text
-    assert "cdn" not in page.text.lower()
-    assert client.get("/static/swagger/swagger-ui-bundle.js").status_code == 200
-    assert client.get("/static/swagger/swagger-ui.css").status_code == 200
+    assert page.status_code == 200 and "/static-offline-docs/swagger-ui-bundle.js" in page.text
+    assert "cdn" not in page.text.lower() and "http" not in page.text.split("<body>")[-1].lower()
+    assert client.get("/static-offline-docs/swagger-ui-bundle.js").status_code == 200
+    assert client.get("/static-offline-docs/swagger-ui.css").status_code == 200
+    assert client.get("/redoc").status_code == 200
 
 
 def _wait_for_job(client, job_id, seconds=60):

@@ -7,7 +7,7 @@
     GET  /v1/jobs/{id}     status (queued, running, done, failed), progress, result
     GET  /v1/health        "ok" once the model is loaded and warm, "loading" (503) before
     GET  /v1/model         labels, feature config, metrics, versions, limits
-    GET  /docs, /openapi.json   (Swagger UI served from the package: works offline)
+    GET  /docs, /redoc, /openapi.json   (Swagger UI and ReDoc from the package: offline)
 
 Bad input always gets a 4xx JSON error ``{"error": "..."}``: 413 for an upload over the size
 limit or audio too long for the synchronous endpoint, 415 for a body that is not audio by its
@@ -26,10 +26,11 @@ import time
 import uuid
 from dataclasses import dataclass
 
-from fastapi import FastAPI, Request
+from fastapi import Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import HTMLResponse, JSONResponse
+from fastapi.responses import JSONResponse
+from fastapi_offline import FastAPIOffline
 from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import ClientDisconnect
@@ -209,10 +210,11 @@ def create_app(config: ServerConfig | None = None, recognizer=None):
     slots = asyncio.Semaphore(config.max_concurrency)
     PredictionOut, JobOut, ErrorOut = _schemas()
     errors = {code: {"model": ErrorOut} for code in (400, 404, 413, 415, 422, 429, 503)}
-    app = FastAPI(title="ser", version=__version__, docs_url=None, redoc_url=None,
-                  description="Speech emotion recognition: eight emotions from speech, offline.")
+    # Swagger UI and ReDoc served from the package (fastapi-offline), not a CDN: /docs works
+    # offline, and its Swagger UI reads FastAPI's OpenAPI 3.1.
+    app = FastAPIOffline(title="ser", version=__version__,
+                         description="Speech emotion recognition: eight emotions from speech, offline.")
     _add_error_handlers(app)
-    _add_docs(app)
 
     model_or_503 = state.model_or_503
     _add_info_routes(app, state, config)
@@ -305,25 +307,6 @@ def _add_error_handlers(app) -> None:
     async def _validation(_request, exc):
         return JSONResponse({"error": "invalid request: " + "; ".join(
             str(e.get("msg", e)) for e in exc.errors())}, status_code=422)
-
-
-def _add_docs(app) -> None:
-    """Swagger UI from the ``swagger-ui-bundle`` package, not a CDN: /docs works offline."""
-    try:
-        import swagger_ui_bundle
-        from fastapi.openapi.docs import get_swagger_ui_html
-        from fastapi.staticfiles import StaticFiles
-    except ImportError:
-        return
-    app.mount("/static/swagger", StaticFiles(directory=swagger_ui_bundle.swagger_ui_path),
-              name="swagger")
-
-    @app.get("/docs", include_in_schema=False)
-    async def docs() -> HTMLResponse:
-        return get_swagger_ui_html(openapi_url="/openapi.json", title="ser API",
-                                   swagger_js_url="/static/swagger/swagger-ui-bundle.js",
-                                   swagger_css_url="/static/swagger/swagger-ui.css",
-                                   swagger_favicon_url="/static/swagger/favicon-32x32.png")
 
 
 async def _read_body(request: Request, limit_bytes: int, limit_mb: float) -> tuple[bytes, "str | None"]:
