@@ -18,7 +18,7 @@ import soundfile as sf
 from threadpoolctl import threadpool_limits
 
 from ser.audio import load_audio
-from ser.bundle import read_bundle
+from ser.bundle import read_bundle, resolve_model
 from ser.datasets import scan
 from ser.inference import EmotionRecognizer
 from common import CORPORA
@@ -37,7 +37,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=50)
     args = parser.parse_args()
 
-    info = read_bundle(args.model)
+    info = read_bundle(resolve_model(args.model))
     records = scan(CORPORA).records
     picks = records[:: max(1, len(records) // args.clips)][: args.clips]
     # A 3-s clip as a WAV file in memory: the latency covers decoding too.
