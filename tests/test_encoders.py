@@ -119,3 +119,15 @@ def test_front_end_options_are_checked():
                           ("whisper-base", {"layers": 3})):
         with pytest.raises(ConfigError):
             get_frontend(name, options)
+
+
+def test_a_bundle_names_its_front_end_and_prediction_uses_it(random_bundle):
+    from ser.features import FeatureConfig
+    from ser.frontends import FRONTENDS
+    from ser.inference import EmotionRecognizer
+
+    rec = EmotionRecognizer.load(random_bundle)
+    assert rec.frontend is FRONTENDS["handcrafted"] and rec.frontend.in_workers
+    config = FeatureConfig()
+    windows = np.stack([tone(3.0), tone(3.0, freq=300)])
+    assert rec.frontend.window_inputs(windows, config).shape == (2, config.n_frames, config.n_features)

@@ -14,6 +14,8 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from typing import Sequence
 
+import numpy as np
+
 from .common import ConfigError
 from .encoders import EncoderConfig, extract_embeddings
 from .extraction import extract
@@ -23,6 +25,19 @@ from .extraction import extract
 class HandcraftedFrontend:
     name: str = "handcrafted"
     architectures: tuple[str, ...] = ("reference_lstm", "conv_attention")
+    # The features are computed where the audio is decoded (prediction's worker processes).
+    in_workers: bool = True
+
+    def load(self, threads: int = 1):
+        """Nothing to load: the features are a function of the placed window."""
+        return None
+
+    def window_inputs(self, windows, feature_config, runtime=None):
+        from .features import features_from_waveform
+
+        shape = (0, feature_config.n_frames, feature_config.n_features)
+        return (np.stack([features_from_waveform(w, feature_config) for w in windows])
+                if len(windows) else np.zeros(shape, np.float32))
 
     def bundle_config(self) -> dict | None:
         return None  # everything is in the feature config
@@ -41,6 +56,17 @@ class WhisperFrontend:
     name: str = "whisper-base"
     architectures: tuple[str, ...] = ("embedding_mlp",)
     compute_type: str = "int8"  # CTranslate2 quantises the float16 weights at load; or float32
+    # One encoder per process: run where the model is loaded, on the placed windows.
+    in_workers: bool = False
+
+    def load(self, threads: int = 1):
+        """The encoder, ready to embed windows (a few seconds; the weights come from packages)."""
+        from .encoders import WhisperEncoder
+
+        return WhisperEncoder(self.encoder_config(), threads=threads)
+
+    def window_inputs(self, windows, feature_config, runtime=None):
+        return runtime.embed(windows)
 
     def encoder_config(self) -> EncoderConfig:
         return EncoderConfig(compute_type=self.compute_type)
@@ -58,6 +84,12 @@ class WhisperFrontend:
 
 
 FRONTENDS = {"handcrafted": HandcraftedFrontend(), "whisper-base": WhisperFrontend()}
+
+
+def frontend_of(bundle) -> "HandcraftedFrontend | WhisperFrontend":
+    """A bundle's front end, with the options it was trained with."""
+    encoder = bundle.config.get("encoder") or {}
+    return get_frontend(bundle.frontend, {k: v for k, v in encoder.items() if k == "compute_type"})
 
 
 def get_frontend(name: str, options: dict | None = None):

@@ -28,8 +28,9 @@ from .audio import DEFAULT_MAX_DURATION_S, AudioError, AudioSource, decode
 from .bundle import BundleInfo, default_bundle_path, light_bundle_path, read_bundle, resolve_model
 from .classifier import OnnxClassifier
 from .common import NO_SPEECH
-from .encoders import EncoderConfig, EncoderUnavailableError, WhisperEncoder
-from .features import FeatureConfig, features_from_waveform
+from .encoders import EncoderUnavailableError
+from .frontends import FRONTENDS, frontend_of
+from .features import FeatureConfig
 from .windows import DEFAULT_MAX_CLIP_S, analysis_units
 
 
@@ -114,13 +115,10 @@ def _prepare(source, config: FeatureConfig, sample_rate, max_clip_s, max_duratio
     audio = decode(source, config.sample_rate, source_rate=sample_rate, max_duration_s=max_duration_s)
     units = analysis_units(audio.samples, config, max_clip_s)
     spans = [(u.start_s, u.end_s) for u in units]
-    if featurise:
-        shape = (0, config.n_frames, config.n_features)
-        inputs = (np.stack([features_from_waveform(u.window, config) for u in units]) if units
-                  else np.zeros(shape, np.float32))
-    else:
-        inputs = (np.stack([u.window for u in units]) if units
-                  else np.zeros((0, config.window_samples), np.float32))
+    windows = (np.stack([u.window for u in units]) if units
+               else np.zeros((0, config.window_samples), np.float32))
+    # Hand-made features are made here, in the worker; an encoder runs in the main process.
+    inputs = FRONTENDS["handcrafted"].window_inputs(windows, config) if featurise else windows
     return _Prepared(audio.duration_s, spans, inputs, audio.warnings)
 
 
@@ -145,12 +143,9 @@ class EmotionRecognizer:
         self.temperature = bundle.temperature
         threads = threads or min(2, os.cpu_count() or 1)
         self.classifier = OnnxClassifier(bundle, threads=threads)
-        self._featurise = bundle.frontend == "handcrafted"
-        self._encoder = None
-        if not self._featurise:
-
-            self._encoder = WhisperEncoder(EncoderConfig(**bundle.config.get("encoder", {})),
-                                           threads=threads)
+        self.frontend = frontend_of(bundle)
+        self._featurise = self.frontend.in_workers
+        self._encoder = self.frontend.load(threads)  # None for features made in the workers
 
     @classmethod
     def load(cls, path: str | Path | None = None, threads: int | None = None) -> "EmotionRecognizer":
@@ -190,12 +185,13 @@ class EmotionRecognizer:
         if self._featurise or not len(prep.inputs):
             return prep.inputs
         if on_progress is None:
-            return self._encoder.embed(prep.inputs)
+            return self.frontend.window_inputs(prep.inputs, self.feature_config, self._encoder)
         # Small encoder batches when someone is watching (jobs): progress moves, and the shared
         # encoder is free between batches for the short requests of other threads.
         parts, step = [], 4
         for start in range(0, len(prep.inputs), step):
-            parts.append(self._encoder.embed(prep.inputs[start : start + step]))
+            parts.append(self.frontend.window_inputs(prep.inputs[start : start + step],
+                                                     self.feature_config, self._encoder))
             on_progress(min(len(prep.inputs), start + step) / len(prep.inputs))
         return np.concatenate(parts)
 
