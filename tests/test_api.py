@@ -12,6 +12,7 @@ from fastapi.testclient import TestClient  # noqa: E402
 
 from ser import EMOTIONS  # noqa: E402
 from ser.api import ServerConfig, create_app  # noqa: E402
+from ser.inference import EmotionRecognizer  # noqa: E402
 
 from ser.inference import PREDICTION_FIELDS  # noqa: E402
 
@@ -199,3 +200,35 @@ def test_job_queue_is_bounded(small_server):
     # short requests are still answered while jobs run
     r = small_server.post("/v1/predict", content=_wav(speech()), headers={"content-type": "audio/wav"})
     assert r.status_code == 200
+
+
+def test_client_disconnect_mid_upload_is_one_log_line(random_bundle, caplog):
+    """A client that drops during the upload: one INFO line, no traceback, no 500."""
+    import asyncio
+    import logging
+
+
+
+    app = create_app(ServerConfig(model=str(random_bundle)), recognizer=EmotionRecognizer.load(random_bundle))
+    body = _wav(speech())
+    messages = [{"type": "http.request", "body": body[:1000], "more_body": True},
+                {"type": "http.disconnect"}]
+    sent = []
+
+    async def receive():
+        return messages.pop(0) if messages else {"type": "http.disconnect"}
+
+    async def send(message):
+        sent.append(message)
+
+    scope = {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "POST",
+             "scheme": "http", "path": "/v1/predict", "raw_path": b"/v1/predict", "query_string": b"",
+             "root_path": "", "headers": [(b"content-type", b"audio/wav"),
+                                          (b"content-length", str(len(body)).encode())],
+             "client": ("127.0.0.1", 5000), "server": ("127.0.0.1", 8000)}
+    with caplog.at_level(logging.INFO, logger="ser.api"):
+        asyncio.run(app(scope, receive, send))
+    starts = [m for m in sent if m["type"] == "http.response.start"]
+    assert starts and starts[0]["status"] == 400
+    lines = [r for r in caplog.records if r.name == "ser.api"]
+    assert len(lines) == 1 and "disconnected" in lines[0].getMessage() and lines[0].exc_info is None
