@@ -12,7 +12,9 @@
 #   random_tuned the reference's protocol again, with the tuned hyperparameters
 #   cv           5-fold cross-validation grouped by speaker over all corpora
 #   ship         trained on every speaker (validation speakers for early stopping and
-#                temperature), the cv report attached: src/ser/models/reference
+#                temperature), the cv report attached; INSTALL=1 copies it to
+#                src/ser/models/reference (then: python benchmarks/uncertain.py --model
+#                reference --write)
 set -euo pipefail
 CORPORA=${CORPORA:-../shared/corpora}
 OUT=${OUT:-runs/reference}
@@ -68,6 +70,10 @@ step_cv_then_ship() {
   $SER train "${all_corpora[@]}" --out "$OUT/ship" --test-fraction 0 "${common[@]}" \
     "${recipe[@]}" --cv-report "$OUT/cv/cv.json" > "$OUT/ship.log" 2>&1
   log "ship: done"
+  if [ "${INSTALL:-0}" = 1 ]; then  # INSTALL=1: replace the packaged `reference` model
+    rm -rf src/ser/models/reference && cp -r "$OUT/ship/bundle" src/ser/models/reference
+    log "installed as src/ser/models/reference"
+  fi
 }
 
 pids=()
