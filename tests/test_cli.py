@@ -72,3 +72,21 @@ def test_music_and_whale_song_are_no_speech_in_the_cli(capsys):
     assert main(["predict", *files, "--format", "jsonl"]) == 0
     rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
     assert [r["emotion"] for r in rows] == ["no_speech", "no_speech"]
+
+
+def test_fallback_to_the_light_model_is_one_warning_line(tmp_path):
+    """Without the encoder packages (`pip install ser` alone) `ser predict` still answers,
+    saying once, in one line, which model it used (a real process: pytest records warnings)."""
+    import os
+    import subprocess
+    import sys
+
+    code = ("import sys; from ser import encoders; "
+            "encoders.PART_PACKAGES = ('no_such_part1', 'no_such_part2'); "
+            "from importlib.resources import files; from ser.cli import main; "
+            "sys.exit(main(['predict', str(files('ser') / 'examples' / 'speech_example.wav')]))")
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         env={**os.environ, "SER_CACHE_DIR": str(tmp_path)})
+    assert run.returncode == 0 and "speech_example.wav" in run.stdout
+    assert run.stderr.startswith("ser: warning:") and "light hand-made-feature model" in run.stderr
+    assert len(run.stderr.strip().splitlines()) == 1

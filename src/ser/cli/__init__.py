@@ -30,7 +30,14 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _one_line_warning(message, category, filename, lineno, line=None) -> str:
+    return f"ser: warning: {message}\n"
+
+
 def main(argv: list[str] | None = None) -> int:
+    import warnings
+
+    warnings.formatwarning = _one_line_warning  # "ser: warning: …", not a source line
     parser = build_parser()
     args = parser.parse_args(argv)
     if not getattr(args, "func", None):
