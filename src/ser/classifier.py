@@ -56,7 +56,6 @@ class TrainedClassifier:
             resume: bool = False, sample_weight: np.ndarray | None = None) -> "TrainedClassifier":
         """Standardise with training statistics, train (early stopping on the validation
         set), then fit the temperature on the validation set."""
-
         scaler = Scaler.fit(x_train)
         x_val_s = scaler.transform(x_val)
         result = fit(scaler.transform(x_train), y_train, x_val_s, y_val, config,
@@ -68,7 +67,6 @@ class TrainedClassifier:
         return clf
 
     def logits(self, x: np.ndarray) -> np.ndarray:
-
         return predict_logits(self.net, self.scaler.transform(x))
 
     def predict_proba(self, x: np.ndarray, calibrated: bool = True) -> np.ndarray:
@@ -81,7 +79,6 @@ class TrainedClassifier:
 
     def save(self, root: str | Path, *, feature_config, frontend: str, input_shape: list[int],
              metrics: dict, data: dict, training: dict, card: str, encoder: dict | None = None):
-
         return save_bundle(self.net, root, feature_config=feature_config,
                            scaler=self.scaler.to_dict(), arch=self.arch,
                            temperature=self.temperature, metrics=metrics, data=data,
@@ -91,7 +88,6 @@ class TrainedClassifier:
     @classmethod
     def load(cls, root: str | Path) -> "TrainedClassifier":
         """The PyTorch net of a bundle (for fine-tuning or re-export); checks hashes first."""
-
         info = read_bundle(root)
         return cls(load_torch_model(info), Scaler.from_dict(info.config["scaler"]),
                    dict(info.config["arch"]), info.temperature)

@@ -103,7 +103,6 @@ def evaluate_served(recognizer, records: Sequence[Record], workers: int | None =
     The bundle records its training and validation speakers; the figures for the evaluated
     files from those voices and from unseen voices are reported apart (``speakers``), since a
     model scores higher on voices it was trained on."""
-
     paths = [r.path for r in records]
     kept, probs, no_speech, errors = [], [], 0, 0
     for record, result in zip(records, recognizer.predict_many(paths, workers=workers,

@@ -54,7 +54,6 @@ def _encoder_config(frontend: str, options: dict | None = None) -> dict | None:
 
 def _extract_training_inputs(records, feature_config, cache_dir, workers, progress,
                              frontend="handcrafted", options=None):
-
     ex = extract_inputs(records, feature_config, frontend, cache_dir, workers, progress,
                         options=options)
     if ex.failures and progress:
@@ -89,7 +88,6 @@ def run_experiment(
     resume: bool = False,
 ) -> dict:
     """Train on split.train, early-stop and calibrate on split.val, report on split.test."""
-
     y = labels_of(records)
     x_train, y_train = features[split.train], y[split.train]
     if config.augment_copies:
@@ -167,7 +165,6 @@ def train_pipeline(
 
     ``cv_report`` (a ``cv.json`` from ``ser cv`` with the same settings) is attached to the
     bundle's metrics and card: the way to report a model trained on every speaker."""
-
     config = config or TrainConfig()
     validate_config(config)
     feature_config = feature_config or FeatureConfig()
@@ -241,7 +238,6 @@ def cross_validate(
 ) -> dict:
     """``ser cv``: k folds grouped by speaker. Each fold is tested once; validation speakers
     (for early stopping and temperature) come from the remaining folds' speakers."""
-
     config = config or TrainConfig()
     validate_config(config)
     feature_config = feature_config or FeatureConfig()

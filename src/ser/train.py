@@ -79,7 +79,6 @@ def _batches(n: int, size: int, rng: np.random.Generator | None):
 
 def validate_config(config: TrainConfig) -> None:
     """Refuse settings that cannot work together before any data is read (ConfigError)."""
-
     name = config.arch.get("name")
     if name not in ARCHITECTURES:
         raise ConfigError(f"unknown architecture {name!r}; choose from {', '.join(ARCHITECTURES)}")
