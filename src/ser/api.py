@@ -79,7 +79,6 @@ class ModelState:
     def _load(self, config: ServerConfig) -> None:
         from importlib.resources import files
 
-
         try:
             recognizer = EmotionRecognizer.load(config.model)
             recognizer.predict(str(files("ser") / "examples" / "speech_example.wav"))  # warm

@@ -73,8 +73,8 @@ def model_panel(rec: EmotionRecognizer) -> None:
         f"{' and '.join(trained_on['languages'])}; expect lower accuracy on spontaneous, noisy "
         "or other-language speech. A confidence is the model's estimate, not a fact about a "
         "person — do not use it to make decisions about people."
-        + (" Non-commercial use only (training data licences)." if any(
-            "non-commercial" in v.lower() for v in trained_on["licences"].values()) else "")
+        + (" Non-commercial use only (training data licences)." if trained_on["non_commercial"]
+           else "")
     )
 
 

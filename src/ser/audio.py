@@ -196,9 +196,7 @@ def _decode_soundfile(
         if (max_duration_s is not None and declared > max_duration_s
                 and _plausible_duration(declared, len(data))):
             raise AudioTooLongError(
-                f"{_where(name)}audio lasts {f.frames / f.samplerate:.1f} s, "
-                f"over the limit of {max_duration_s:.1f} s"
-            )
+                f"{_where(name)}audio lasts {declared:.1f} s, over the limit of {max_duration_s:.1f} s")
         sink = _Sink(f.samplerate, rate, name, max_duration_s)
         truncated = False
         try:

@@ -64,7 +64,6 @@ def error_row(source: str, exc: Exception) -> dict:
 
 def predict_row(recognizer, source: str, limits: dict | None = None) -> dict:
     """One input's row: the prediction, or the error that input raised (never an exception)."""
-
     try:
         data = source if not is_uri(source) else read_source(source)
         result = recognizer.predict(data, **(limits or {}))
@@ -77,7 +76,6 @@ class RayPredictor:
     """A Ray actor: loads the bundle once, then predicts batches of paths."""
 
     def __init__(self, model: str | None, limits: dict, threads: int = 1):
-
         self.recognizer = EmotionRecognizer.load(model, threads=threads)
         self.limits = limits
 
@@ -92,7 +90,6 @@ class RayPredictor:
 
 def _local_rows(sources: Sequence[str], model: str | None, workers: int | None,
                 limits: dict) -> Iterator[dict]:
-
     recognizer = EmotionRecognizer.load(model)
     local = [s for s in sources if not is_uri(s)]
     results = iter(recognizer.predict_many(local, workers=workers, **limits))
@@ -231,12 +228,16 @@ def write(rows: list[dict], output: Path, fmt: str) -> None:
         output.write_text(format_rows(rows, fmt))
 
 
+#: Result fields that are not scalars: spread into one column per emotion (probabilities) or
+#: written as JSON text in flat formats.
+NESTED_FIELDS = ("probabilities", "segments", "emotion_shares", "warnings")
+
+
 def flat_row(row: dict) -> dict:
     """A result as flat columns: probabilities one per emotion, nested parts as JSON text."""
-    flat = {k: v for k, v in row.items() if k not in ("probabilities", "segments", "emotion_shares",
-                                                     "warnings")}
+    flat = {k: v for k, v in row.items() if k not in NESTED_FIELDS}
     flat.update({k: row.get("probabilities", {}).get(k) for k in EMOTIONS})
-    for key in ("segments", "emotion_shares", "warnings"):
+    for key in NESTED_FIELDS[1:]:
         flat[key] = json.dumps(row[key]) if key in row else None
     flat.setdefault("error", None)
     return flat
@@ -264,14 +265,13 @@ def format_rows(rows: list[dict], fmt: str) -> str:
         return json.dumps(rows, indent=2) + "\n"
     if fmt == "csv":
         buf = io.StringIO()
-        # The contract's flat fields, then one column per emotion; nested fields are in JSON.
-        scalars = [f for f in PREDICTION_FIELDS if f not in ("probabilities", "emotion_shares",
-                                                              "segments", "warnings")]
+        # The contract's scalar fields, then one column per emotion (nested parts left out).
+        scalars = [f for f in PREDICTION_FIELDS if f not in NESTED_FIELDS]
         fields = [*scalars, *EMOTIONS, "error"]
         writer = csv.DictWriter(buf, fieldnames=fields, extrasaction="ignore", lineterminator="\n")
         writer.writeheader()
         for r in rows:
-            writer.writerow({**r, **r.get("probabilities", {})})
+            writer.writerow(flat_row(r))
         return buf.getvalue()
     rows = [r for r in rows if "error" not in r]  # the table lists results; errors go to stderr
     width = max([len(r["path"]) for r in rows] + [4])
@@ -287,7 +287,6 @@ def expand_inputs(items: Sequence[str], list_file: Path | None = None) -> list[s
     """Files, folders (recursively, audio suffixes), globs, and the lines of a list file
     (paths or URIs, ``#`` comments); a missing path stays in, to be reported per file."""
     import glob
-
 
     raw = list(items)
     if list_file is not None:

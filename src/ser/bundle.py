@@ -133,12 +133,14 @@ def read_bundle(root: str | Path | None = None, verify: bool = True) -> BundleIn
             f"{root}: made with feature version {config.get('feature_config', {}).get('version')!r}, "
             f"this ser computes version {FEATURE_VERSION}"
         )
+    # Imported here: both import this module, so a top-level import would be a cycle.
+    from .encoders import ENCODER_VERSION
+    from .frontends import FRONTENDS
+
     frontend = config.get("frontend", "handcrafted")
-    if frontend not in ("handcrafted", "whisper-base"):
+    if frontend not in FRONTENDS:
         raise BundleError(f"{root}: front end {frontend!r} is unknown to this ser")
     if frontend == "whisper-base":
-        from .encoders import ENCODER_VERSION  # numpy-only at import; no circle at call time
-
         encoder_version = config.get("encoder", {}).get("version", 1)
         if encoder_version != ENCODER_VERSION:
             raise BundleError(f"{root}: made with encoder version {encoder_version}, this ser "

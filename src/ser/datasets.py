@@ -349,7 +349,8 @@ def describe_corpora(corpora: Iterable[str]) -> dict:
                                   "licence": "see its source"}) for c in corpora}
     return {"languages": sorted({v["language"] for v in info.values()}),
             "styles": sorted({v["style"] for v in info.values()}),
-            "licences": {c: v["licence"] for c, v in info.items()}}
+            "licences": {c: v["licence"] for c, v in info.items()},
+            "non_commercial": any("non-commercial" in v["licence"].lower() for v in info.values())}
 
 
 def summarise(records: Iterable[Record]) -> dict:

@@ -164,26 +164,13 @@ def features_from_waveform(y: np.ndarray, config: FeatureConfig) -> np.ndarray:
 def log_mel_spectrogram(y: np.ndarray, config: FeatureConfig) -> np.ndarray:
     """The log-mel block of the features (n_mels, frames) in dB, for display; NumPy only, so
     the app need not import librosa's feature modules."""
-
     fb = mel_filters(config.sample_rate, config.n_fft, config.n_mels, config.fmin,
                      config.fmax if config.fmax is not None else config.sample_rate / 2)
     return power_to_db(fb @ power_spectrogram(y, config.n_fft, config.hop_length))
 
 
-def speech_bounds(y: np.ndarray, config: FeatureConfig) -> tuple[int, int]:
-    """Sample range of the non-silent part; see :func:`ser.windows.trim_bounds`."""
-    from .windows import trim_bounds
-
-    return trim_bounds(y, config)
-
-
-def fit_window(y: np.ndarray, config: FeatureConfig) -> np.ndarray:
-    """Place a clip in one window; see :func:`ser.windows.fit_window`."""
-    from .windows import fit_window as place
-
-    return place(y, config)
-
-
 def clip_features(y: np.ndarray, config: FeatureConfig) -> np.ndarray:
     """Features of a short clip placed in one window: (config.n_frames, config.n_features)."""
+    from .windows import fit_window  # windows imports this module: a cycle at import time
+
     return features_from_waveform(fit_window(y, config), config)

@@ -64,7 +64,7 @@ def _limits_and_licence(data: dict) -> list[str]:
               "## Licence", "",
               "The code is MIT. The training data's licences bind this model: " + "; ".join(
                   f"{c}: {lic}" for c, lic in corpora["licences"].items()) + "."]
-    if any("non-commercial" in lic.lower() for lic in corpora["licences"].values()):
+    if corpora["non_commercial"]:
         lines.append("**Use this model for non-commercial research only.**")
     return lines + [""]
 

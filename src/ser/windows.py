@@ -69,9 +69,11 @@ def placement(y: np.ndarray, config: FeatureConfig) -> tuple[int, int, int]:
     return 0, min(len(y), n), 0
 
 
-def fit_window(y: np.ndarray, config: FeatureConfig) -> np.ndarray:
-    """Place a clip in one fixed window of ``config.window_s`` (zero-padded or cut)."""
-    first, last, offset = placement(y, config)
+def fit_window(y: np.ndarray, config: FeatureConfig,
+               place: tuple[int, int, int] | None = None) -> np.ndarray:
+    """Place a clip in one fixed window of ``config.window_s`` (zero-padded or cut);
+    ``place`` is :func:`placement`'s answer when the caller has it already."""
+    first, last, offset = place or placement(y, config)
     out = np.zeros(config.window_samples, dtype=np.float32)
     out[offset : offset + last - first] = y[first:last]
     return out
@@ -83,8 +85,9 @@ def clip_unit(y: np.ndarray, config: FeatureConfig, vad_config: vad.VadConfig = 
     the VAD runs on the clip as recorded (not on the zero-padded window, whose artificial
     silence makes a low hum look like a voiced onset) and at least ``min_speech_s`` of the
     speech it finds must fall inside the window."""
-    first, last, _ = placement(y, config)
-    window = fit_window(y, config)
+    place = placement(y, config)  # the trimming runs once
+    first, last, _ = place
+    window = fit_window(y, config, place)
     sr = config.sample_rate
     inside = sum(max(0, min(e, last) - max(s, first)) for s, e in vad.speech_segments(y, vad_config))
     speech = inside >= vad_config.min_speech_s * sr
