@@ -174,8 +174,10 @@ def save_bundle(
     frontend: str = "handcrafted",
     encoder: dict | None = None,
     input_shape: list[int] | None = None,
+    extra_files: dict[str, bytes] | None = None,
 ) -> BundleInfo:
-    """Export ``model`` (a torch module in eval mode) and its metadata to a bundle folder."""
+    """Export ``model`` (a torch module in eval mode) and its metadata to a bundle folder;
+    ``extra_files`` (e.g. the front end's ``encoder.onnx``) are written and hashed too."""
     import torch
     from safetensors.torch import save_file
 
@@ -196,6 +198,9 @@ def save_bundle(
         )
     save_file({k: v.contiguous() for k, v in model.state_dict().items()},
               str(root / "weights.safetensors"))
+    extra_files = extra_files or {}
+    for name, content in extra_files.items():
+        (root / name).write_bytes(content)
     config = {
         "bundle_format": BUNDLE_FORMAT,
         "ser_version": __version__,
@@ -211,7 +216,7 @@ def save_bundle(
         "data": data,
         "training": training,
         "metrics": metrics,
-        "sha256": {name: sha256_file(root / name) for name in HASHED_FILES},
+        "sha256": {name: sha256_file(root / name) for name in (*HASHED_FILES, *extra_files)},
     }
     (root / "config.json").write_text(json.dumps(config, indent=1))
     (root / "MODEL_CARD.md").write_text(card)

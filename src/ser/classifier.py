@@ -78,12 +78,13 @@ class TrainedClassifier:
         return sum(p.numel() for p in self.net.parameters())
 
     def save(self, root: str | Path, *, feature_config, frontend: str, input_shape: list[int],
-             metrics: dict, data: dict, training: dict, card: str, encoder: dict | None = None):
+             metrics: dict, data: dict, training: dict, card: str, encoder: dict | None = None,
+             extra_files: dict[str, bytes] | None = None):
         return save_bundle(self.net, root, feature_config=feature_config,
                            scaler=self.scaler.to_dict(), arch=self.arch,
                            temperature=self.temperature, metrics=metrics, data=data,
                            training=training, card=card, frontend=frontend, encoder=encoder,
-                           input_shape=input_shape)
+                           input_shape=input_shape, extra_files=extra_files)
 
     @classmethod
     def load(cls, root: str | Path) -> "TrainedClassifier":

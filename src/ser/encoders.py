@@ -6,7 +6,9 @@ split in two. On first use the halves are joined into ``~/.cache/ser/whisper-bas
 (``SER_CACHE_DIR`` moves it) and checked against the published sha256; nothing is downloaded.
 
 The encoder turns a 3-s window into 150 frame states of 512 dimensions; a clip is summarised by
-their mean and standard deviation (1,024 numbers), on which a small classifier is trained.
+their mean and standard deviation (1,024 numbers per state used), on which a small classifier
+is trained. Two runtimes: CTranslate2 (the final layer, int8 or float32) and ONNX Runtime
+(:mod:`ser.whisper_onnx`: any layer's states, float32, from the same weight file).
 """
 
 from __future__ import annotations
@@ -37,27 +39,69 @@ class EncoderUnavailableError(RuntimeError):
     """The encoder's packages are missing or its model file fails verification."""
 
 
+#: Every state the ONNX runtime can return (see :mod:`ser.whisper_onnx`); 6 is the final layer.
+ALL_STATES = (0, 1, 2, 3, 4, 5, 6)
+RUNTIMES = ("ctranslate2", "onnx")
+
+
 @dataclass(frozen=True)
 class EncoderConfig:
+    """Which encoder computation makes a clip's vector.
+
+    ``runtime="ctranslate2"`` returns the final layer (``compute_type`` int8 or float32);
+    ``runtime="onnx"`` runs the encoder on ONNX Runtime in float32 and returns the pooled
+    ``states`` asked for (0-5: after that many layers; 6: the final layer), concatenated.
+    """
+
     name: str = "whisper-base"
     compute_type: str = "int8"
     pooling: str = "mean_std"
     version: int = ENCODER_VERSION
+    runtime: str = "ctranslate2"
+    states: tuple[int, ...] = (6,)
 
     def __post_init__(self):
+        object.__setattr__(self, "states", tuple(int(s) for s in self.states))
         if self.name != "whisper-base" or self.pooling != "mean_std":
             raise ConfigError(f"this ser runs the whisper-base encoder with mean_std pooling, not "
                               f"{self.name!r} with {self.pooling!r}")
         if self.version != ENCODER_VERSION:
             raise ConfigError(f"encoder version {self.version}, this ser computes version "
                               f"{ENCODER_VERSION}: use a matching ser version")
+        if self.runtime not in RUNTIMES:
+            raise ConfigError(f"encoder runtime must be one of {RUNTIMES}, not {self.runtime!r}")
+        if self.compute_type not in ("int8", "float32"):
+            raise ConfigError(f"compute_type must be int8 or float32, not {self.compute_type!r}")
+        from .whisper_onnx import graph_depth
+
+        graph_depth(self.states)  # validates them
+        if self.runtime == "ctranslate2" and self.states != (6,):
+            raise ConfigError("CTranslate2 returns only the final state (6); middle states "
+                              "need the onnx runtime")
+        if self.runtime == "onnx" and self.compute_type != "float32":
+            raise ConfigError("the onnx encoder runs in float32 (compute_type float32)")
 
     @property
     def dim(self) -> int:
-        return 1024
+        return 1024 * len(self.states)
+
+    @property
+    def cached_states(self) -> tuple[int, ...]:
+        """What extraction computes and caches per clip: every state when on ONNX (one pass
+        serves every choice of states), else the final one."""
+        return ALL_STATES if self.runtime == "onnx" else self.states
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        d = asdict(self)
+        if self.runtime == "ctranslate2":  # as before the onnx runtime: same caches and bundles
+            del d["runtime"], d["states"]
+        else:
+            d["states"] = list(self.states)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "EncoderConfig":
+        return cls(**{k: (tuple(v) if k == "states" else v) for k, v in d.items()})
 
 
 def _cache_root() -> Path:
@@ -163,6 +207,38 @@ class WhisperEncoder:
         return np.concatenate(out) if out else np.zeros((0, self.config.dim), np.float32)
 
 
+class OnnxEncoder:
+    """The encoder on ONNX Runtime (:mod:`ser.whisper_onnx`): pooled middle states. The graph
+    comes from a bundle's ``encoder.onnx`` or is built here (needs ``onnx``)."""
+
+    def __init__(self, config: EncoderConfig, threads: int | None = None,
+                 graph: bytes | None = None):
+        from .whisper_onnx import OnnxWhisperSession, build_graph
+
+        self.config = config
+        graph = graph if graph is not None else build_graph(config.states)
+        self._session = OnnxWhisperSession(graph, config.states, model_dir() / "model.bin",
+                                           threads=threads or min(2, os.cpu_count() or 1))
+
+    def state_vectors(self, windows: np.ndarray) -> np.ndarray:
+        """(batch, samples) -> (batch, len(states), 1024)."""
+        out = self._session.run(np.stack([log_mel(w) for w in windows]))
+        return np.stack([out[s] for s in self.config.states], axis=1)
+
+    def embed(self, windows: np.ndarray, batch_size: int = 16) -> np.ndarray:
+        """(batch, samples) -> (batch, 1024 x states)."""
+        out = [self.state_vectors(windows[i : i + batch_size]).reshape(
+            min(batch_size, len(windows) - i), -1) for i in range(0, len(windows), batch_size)]
+        return np.concatenate(out) if out else np.zeros((0, self.config.dim), np.float32)
+
+
+def load_encoder(config: EncoderConfig, threads: int | None = None, graph: bytes | None = None):
+    """The runtime that computes ``config``'s vectors."""
+    if config.runtime == "onnx":
+        return OnnxEncoder(config, threads, graph)
+    return WhisperEncoder(config, threads)
+
+
 def extract_embeddings(
     records,
     feature_config,
@@ -176,19 +252,22 @@ def extract_embeddings(
     """Pooled encoder embeddings of corpus clips (cached per file like the features).
 
     Each clip is placed in its window exactly as for the hand-made features
-    (``feature_config.window_s`` and ``anchor``). Returns an :class:`ser.extraction.Extraction`
-    whose ``features`` are (n_ok, 1024).
+    (``feature_config.window_s`` and ``anchor``). On ONNX every state is cached at once and the
+    configured ones selected, so trying other states costs no second pass. Returns an
+    :class:`ser.extraction.Extraction` whose ``features`` are (n_ok, dim).
     """
     import json
+    from dataclasses import replace
 
     from tqdm.auto import tqdm
 
     from ._clipcache import collect, read_clip, resolve_cache_dir, store
 
     cache = resolve_cache_dir(cache_dir)
+    cached_config = replace(encoder_config, states=encoder_config.cached_states)
     # Everything that changes the embedding: the encoder, and the window placement (whose
     # trimming uses n_fft and hop_length).
-    key = (json.dumps({"encoder": encoder_config.to_dict(), "window_s": feature_config.window_s,
+    key = (json.dumps({"encoder": cached_config.to_dict(), "window_s": feature_config.window_s,
                        "anchor": feature_config.anchor, "sr": SAMPLE_RATE,
                        "trim_top_db": feature_config.trim_top_db, "n_fft": feature_config.n_fft,
                        "hop_length": feature_config.hop_length}, sort_keys=True), variant or "")
@@ -201,7 +280,7 @@ def extract_embeddings(
         if not pending:
             return
         if encoder is None:
-            encoder = WhisperEncoder(encoder_config)
+            encoder = load_encoder(cached_config)
         vectors = encoder.embed(np.stack([w for _, w, _ in pending]), batch_size=batch_size)
         for (i, _, target), vec in zip(pending, vectors):
             outcomes[i] = ("ok", vec, False)
@@ -218,4 +297,9 @@ def extract_embeddings(
         if len(pending) >= batch_size:
             flush()
     flush()
-    return collect(records, outcomes, (0, encoder_config.dim))
+    ex = collect(records, outcomes, (0, cached_config.dim))
+    if cached_config.states != encoder_config.states:
+        rows = [cached_config.states.index(s) for s in encoder_config.states]
+        ex.features = np.ascontiguousarray(
+            ex.features.reshape(len(ex.features), -1, 1024)[:, rows].reshape(len(ex.features), -1))
+    return ex

@@ -1,8 +1,8 @@
 """Front ends: what turns a clip's placed 3-s window into model inputs, by name.
 
 * ``handcrafted`` — 151 frames x 233 hand-made features (:mod:`ser.features`).
-* ``whisper-base`` — the Whisper-base encoder's states pooled to 1,024 numbers
-  (:mod:`ser.encoders`).
+* ``whisper-base`` — the Whisper-base encoder's states pooled to 1,024 numbers per state
+  (:mod:`ser.encoders`): the final layer on CTranslate2, or chosen layers on ONNX Runtime.
 
 Each knows its bundle config, its input shape and how to extract (cached) inputs for corpus
 records; training, tuning, ``ser datasets extract`` and the bundle all go through this one
@@ -12,6 +12,7 @@ registry instead of testing the name in several places.
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
+from pathlib import Path
 from typing import Sequence
 
 import numpy as np
@@ -42,6 +43,9 @@ class HandcraftedFrontend:
     def bundle_config(self) -> dict | None:
         return None  # everything is in the feature config
 
+    def bundle_files(self) -> dict[str, bytes]:
+        return {}
+
     def input_shape(self, feature_config) -> list[int]:
         return [feature_config.n_frames, feature_config.n_features]
 
@@ -56,23 +60,37 @@ class WhisperFrontend:
     name: str = "whisper-base"
     architectures: tuple[str, ...] = ("embedding_mlp",)
     compute_type: str = "int8"  # CTranslate2 quantises the float16 weights at load; or float32
+    runtime: str = "ctranslate2"  # or "onnx": float32, any layer's states
+    states: tuple[int, ...] = (6,)
+    graph: str | None = None  # a bundle's weight-less encoder graph (onnx runtime)
     # One encoder per process: run where the model is loaded, on the placed windows.
     in_workers: bool = False
 
     def load(self, threads: int = 1):
-        """The encoder, ready to embed windows (a few seconds; the weights come from packages)."""
-        from .encoders import WhisperEncoder
+        """The encoder, ready to embed windows (a fraction of a second to a few seconds; the
+        weights come from packages)."""
+        from .encoders import load_encoder
 
-        return WhisperEncoder(self.encoder_config(), threads=threads)
+        graph = Path(self.graph).read_bytes() if self.graph else None
+        return load_encoder(self.encoder_config(), threads=threads, graph=graph)
 
     def window_inputs(self, windows, feature_config, runtime=None):
         return runtime.embed(windows)
 
     def encoder_config(self) -> EncoderConfig:
-        return EncoderConfig(compute_type=self.compute_type)
+        return EncoderConfig(compute_type=self.compute_type, runtime=self.runtime,
+                             states=self.states)
 
     def bundle_config(self) -> dict | None:
         return self.encoder_config().to_dict()
+
+    def bundle_files(self) -> dict[str, bytes]:
+        """Files the bundle carries for this front end: the weight-less encoder graph."""
+        if self.runtime != "onnx":
+            return {}
+        from .whisper_onnx import build_graph
+
+        return {"encoder.onnx": build_graph(self.states)}
 
     def input_shape(self, feature_config) -> list[int]:
         return [self.encoder_config().dim]
@@ -86,27 +104,42 @@ class WhisperFrontend:
 FRONTENDS = {"handcrafted": HandcraftedFrontend(), "whisper-base": WhisperFrontend()}
 
 
+ENCODER_OPTIONS = ("compute_type", "runtime", "states")
+
+
 def frontend_of(bundle) -> "HandcraftedFrontend | WhisperFrontend":
     """A bundle's front end, with the options it was trained with."""
     encoder = bundle.config.get("encoder") or {}
-    return get_frontend(bundle.frontend, {k: v for k, v in encoder.items() if k == "compute_type"})
+    options = {k: v for k, v in encoder.items() if k in ENCODER_OPTIONS}
+    frontend = get_frontend(bundle.frontend, options)
+    if bundle.frontend == "whisper-base" and (bundle.root / "encoder.onnx").is_file():
+        frontend = replace(frontend, graph=str(bundle.root / "encoder.onnx"))
+    return frontend
 
 
 def get_frontend(name: str, options: dict | None = None):
-    """The named front end, with ``options`` (e.g. ``{"compute_type": "float32"}`` for the
-    encoder) applied; unknown names or options are a ConfigError."""
+    """The named front end, with ``options`` applied: for the encoder ``compute_type``
+    (int8/float32), ``runtime`` (ctranslate2/onnx) and ``states`` (e.g. ``[3]``); giving
+    ``states`` alone selects the onnx runtime in float32. Unknown names or options, or a
+    combination the encoder cannot compute, are a ConfigError."""
     try:
         frontend = FRONTENDS[name]
     except KeyError:
         raise ConfigError(f"unknown front end {name!r}; choose from {', '.join(FRONTENDS)}") from None
     if not options:
         return frontend
-    allowed = {"compute_type"} if name == "whisper-base" else set()
+    allowed = set(ENCODER_OPTIONS) if name == "whisper-base" else set()
     if set(options) - allowed:
         raise ConfigError(f"the {name} front end takes no option {sorted(set(options) - allowed)}")
-    if options.get("compute_type", "int8") not in ("int8", "float32"):
-        raise ConfigError(f"compute_type must be int8 or float32, not {options['compute_type']!r}")
-    return replace(frontend, **options)
+    options = dict(options)
+    if "states" in options:
+        options["states"] = tuple(options["states"])
+        if options["states"] != (6,) or options.get("runtime") == "onnx":
+            options.setdefault("runtime", "onnx")
+            options.setdefault("compute_type", "float32")
+    frontend = replace(frontend, **options)
+    frontend.encoder_config()  # validates the combination
+    return frontend
 
 
 def extract_inputs(records, feature_config, frontend: str, cache_dir=None, workers=None,

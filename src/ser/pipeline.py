@@ -48,8 +48,6 @@ def save_history(history: dict, out_dir: Path) -> None:
     plt.close(fig)
 
 
-def _encoder_config(frontend: str, options: dict | None = None) -> dict | None:
-    return get_frontend(frontend, options).bundle_config()
 
 
 def _extract_training_inputs(records, feature_config, cache_dir, workers, progress,
@@ -195,12 +193,13 @@ def train_pipeline(
     data_summary = {**summarise(records), "skipped": skipped,
                     "unusable_clips": [[r.path.rsplit("/", 1)[-1], why] for r, why in ex.failures]}
     input_shape = list(ex.features.shape[1:])
+    frontend = get_frontend(config.frontend, config.encoder)
     card = model_card(clf.arch, data_summary, metrics, training, clf.temperature, config.frontend,
                       input_shape=input_shape)
     info = clf.save(out_dir / "bundle", feature_config=feature_config, frontend=config.frontend,
                     input_shape=input_shape, metrics=_compact_metrics(metrics), data=data_summary,
                     training=training, card=card,
-                    encoder=_encoder_config(config.frontend, config.encoder))
+                    encoder=frontend.bundle_config(), extra_files=frontend.bundle_files())
     summary = {"bundle": str(info.root), "metrics": _compact_metrics(metrics), "training": training}
     (out_dir / "summary.json").write_text(json.dumps(summary, indent=2))
     if progress and "test" in res:

@@ -9,6 +9,7 @@ from pathlib import Path
 
 
 from . import CliError
+from .training import add_encoder_arguments
 
 
 def _cmd_features(args: argparse.Namespace) -> int:
@@ -93,9 +94,10 @@ def _cmd_datasets_extract(args: argparse.Namespace) -> int:
     from ..features import FeatureConfig
     from ..datasets import load_records
     from ..frontends import extract_inputs
+    from .training import encoder_options
 
     records, _ = load_records(args.data)
-    options = {"compute_type": args.encoder_compute_type} if args.encoder_compute_type else None
+    options = encoder_options(args) or None
     ex = extract_inputs(records, FeatureConfig(anchor=args.anchor), args.frontend, args.cache_dir,
                         args.workers, not args.quiet, options=options)
     if ex.failures:
@@ -125,7 +127,7 @@ def add_parsers(sub) -> None:
     q.add_argument("data", nargs="+", type=Path, help="corpus folders or CSV files")
     q.add_argument("--frontend", choices=("handcrafted", "whisper-base"), default="handcrafted")
     q.add_argument("--anchor", choices=("speech", "start"), default="speech")
-    q.add_argument("--encoder-compute-type", choices=("int8", "float32"), default=None)
+    add_encoder_arguments(q)
     q.add_argument("--cache-dir", type=Path, default=None, help="feature cache folder")
     q.add_argument("--workers", type=int, default=None, help="parallel worker processes")
     q.add_argument("--quiet", action="store_true", help="no progress bars")

@@ -9,6 +9,28 @@ from pathlib import Path
 from ..common import ConfigError
 
 
+def encoder_options(args: argparse.Namespace) -> dict:
+    """Front-end options from --encoder-compute-type and --encoder-states."""
+    options = {}
+    if args.encoder_compute_type:
+        options["compute_type"] = args.encoder_compute_type
+    if args.encoder_states:
+        try:
+            options["states"] = [int(s) for s in args.encoder_states.split(",")]
+        except ValueError:
+            raise ConfigError(f"--encoder-states takes numbers 0-6 separated by commas, not "
+                              f"{args.encoder_states!r}") from None
+    return options
+
+
+def add_encoder_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--encoder-compute-type", choices=("int8", "float32"), default=None,
+                   help="Whisper encoder arithmetic (default int8: CTranslate2 quantises at load)")
+    p.add_argument("--encoder-states", default=None, metavar="I[,J...]",
+                   help="Whisper states to pool (0-5: after that many layers, 6: the final "
+                        "layer), e.g. 3 or 3,4; runs the encoder on ONNX Runtime in float32")
+
+
 def _train_config(args: argparse.Namespace):
     from ..train import TrainConfig, validate_config
 
@@ -19,8 +41,7 @@ def _train_config(args: argparse.Namespace):
                   patience=args.patience, label_smoothing=args.label_smoothing,
                   mask_features=not args.no_mask, device=args.device, precision=args.precision,
                   balance_corpora=args.balance_corpora,
-                  encoder={"compute_type": args.encoder_compute_type}
-                  if args.encoder_compute_type else {})
+                  encoder=encoder_options(args))
     if args.optimizer == "logistic":
         arch.update(dense_units=0, input_dropout=0.0)
     optimiser = {"learning_rate": 1e-3 if args.lr is None else args.lr,
@@ -155,8 +176,7 @@ def _add_training_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--device", default="auto", help="auto (CUDA if available), cpu or cuda")
     p.add_argument("--precision", choices=("fp32", "bf16"), default="fp32",
                    help="bf16: bfloat16 autocast, faster where the processor supports it")
-    p.add_argument("--encoder-compute-type", choices=("int8", "float32"), default=None,
-                   help="Whisper encoder arithmetic (default int8: CTranslate2 quantises at load)")
+    add_encoder_arguments(p)
     p.add_argument("--balance-corpora", type=float, nargs="?", const=1.0, default=0.0,
                    metavar="POWER", help="logistic head: weigh clips by (clips in their corpus) "
                    "** -POWER; 1 (the flag alone) gives every corpus the same weight")
