@@ -125,3 +125,23 @@ def test_a_bundle_carries_its_encoder_graph_and_prediction_uses_it(tmp_path):
     (root / "encoder.onnx").write_bytes((root / "encoder.onnx").read_bytes() + b"\0")
     with pytest.raises(BundleError, match="encoder.onnx"):
         read_bundle(root)
+
+
+def test_whole_utterances_are_analysed_without_their_padding():
+    from ser.encoders import OnnxEncoder
+    from ser.frontends import get_frontend
+    from ser.features import FeatureConfig
+    from ser.windows import fit_window, placement
+
+    encoder = OnnxEncoder(get_frontend("whisper-base", {"states": [3]}).encoder_config(), threads=1)
+    config = FeatureConfig(anchor="whole")
+    clips = [_windows()[0][:24_000], _windows()[0][:40_000], _windows()[1][:24_000]]
+    windows = np.stack([fit_window(c, config) for c in clips])
+    whole = encoder.embed(windows, whole=True)
+    # Each equals the encoder run on the clip alone (unequal lengths are batched apart) ...
+    for clip, vector in zip(clips, whole):
+        first, last, _ = placement(clip, config)  # the clip's trimmed span
+        assert last - first > 16_000
+        np.testing.assert_allclose(vector, encoder.embed(clip[None, first:last])[0], rtol=1e-4, atol=1e-4)
+    # ... and differs from reading the padded window.
+    assert not np.allclose(whole[0], encoder.embed(windows[:1])[0], atol=1e-2)

@@ -80,3 +80,21 @@ def test_split_evenly_and_fit_window():
     config = FeatureConfig(anchor="start")
     out = fit_window(np.ones(1000, np.float32), config)
     assert len(out) == config.window_samples and out[:1000].all() and not out[1000:].any()
+
+
+def test_whole_anchor_puts_the_speech_first_and_its_length_can_be_read_back():
+    from ser.windows import placement, speech_length
+
+    y = np.concatenate([np.zeros(8000), tone(1.5, freq=220), np.zeros(8000)]).astype(np.float32)
+    whole, centred = FeatureConfig(anchor="whole"), FeatureConfig(anchor="speech")
+    first, last, offset = placement(y, whole)
+    assert offset == 0 and abs(first - 8000) <= 1024 and abs(last - 32000) <= 1024  # frame edges
+    assert placement(y, centred)[:2] == (first, last) and placement(y, centred)[2] > 0
+    window = fit_window(y, whole)
+    assert len(window) == whole.window_samples
+    assert speech_length(window, 8000) == last - first  # the tone ends on a non-zero sample
+    assert speech_length(np.zeros(48000, np.float32), 8000) == 8000  # at least the minimum
+    long = tone(5.0, freq=220)  # longer than the window: its centre, filling the window
+    assert speech_length(fit_window(long, whole), 8000) == whole.window_samples
+    with pytest.raises(Exception, match="anchor"):
+        FeatureConfig(anchor="middle")

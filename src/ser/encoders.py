@@ -198,13 +198,33 @@ class WhisperEncoder:
                                  to_cpu=True)
         return np.asarray(out, dtype=np.float32)
 
-    def embed(self, windows: np.ndarray, batch_size: int = 16) -> np.ndarray:
+    def _pooled(self, windows: np.ndarray) -> np.ndarray:
+        states = self.frame_states(windows)
+        return np.concatenate([states.mean(1), states.std(1)], axis=1)
+
+    def embed(self, windows: np.ndarray, batch_size: int = 16, whole: bool = False) -> np.ndarray:
         """(batch, samples) -> (batch, 1024): mean and standard deviation of the frame states."""
-        out = []
-        for start in range(0, len(windows), batch_size):
-            states = self.frame_states(windows[start : start + batch_size])
-            out.append(np.concatenate([states.mean(1), states.std(1)], axis=1))
-        return np.concatenate(out) if out else np.zeros((0, self.config.dim), np.float32)
+        return _embed_batches(self._pooled, windows, batch_size, whole, self.config.dim)
+
+
+#: A "whole" utterance shorter than this is analysed with padding up to it.
+MIN_UTTERANCE_S = 0.5
+
+
+def _embed_batches(pooled, windows: np.ndarray, batch_size: int, whole: bool, dim: int):
+    """Run ``pooled`` over batches of windows. ``whole``: each window is cut to its utterance
+    (:func:`ser.windows.speech_length`) and equal lengths are batched together."""
+    from .windows import speech_length
+
+    out = np.zeros((len(windows), dim), np.float32)
+    lengths = ([speech_length(w, int(MIN_UTTERANCE_S * SAMPLE_RATE)) for w in windows] if whole
+               else [windows.shape[1]] * len(windows))
+    for length in sorted(set(lengths)):
+        rows = [i for i, n in enumerate(lengths) if n == length]
+        for start in range(0, len(rows), batch_size):
+            chunk = rows[start : start + batch_size]
+            out[chunk] = pooled(windows[chunk, :length])
+    return out
 
 
 class OnnxEncoder:
@@ -225,11 +245,10 @@ class OnnxEncoder:
         out = self._session.run(np.stack([log_mel(w) for w in windows]))
         return np.stack([out[s] for s in self.config.states], axis=1)
 
-    def embed(self, windows: np.ndarray, batch_size: int = 16) -> np.ndarray:
-        """(batch, samples) -> (batch, 1024 x states)."""
-        out = [self.state_vectors(windows[i : i + batch_size]).reshape(
-            min(batch_size, len(windows) - i), -1) for i in range(0, len(windows), batch_size)]
-        return np.concatenate(out) if out else np.zeros((0, self.config.dim), np.float32)
+    def embed(self, windows: np.ndarray, batch_size: int = 16, whole: bool = False) -> np.ndarray:
+        """(batch, samples) -> (batch, 1024 x states); ``whole``: see :func:`_embed_batches`."""
+        return _embed_batches(lambda w: self.state_vectors(w).reshape(len(w), -1), windows,
+                              batch_size, whole, self.config.dim)
 
 
 def load_encoder(config: EncoderConfig, threads: int | None = None, graph: bytes | None = None):
@@ -281,7 +300,8 @@ def extract_embeddings(
             return
         if encoder is None:
             encoder = load_encoder(cached_config)
-        vectors = encoder.embed(np.stack([w for _, w, _ in pending]), batch_size=batch_size)
+        vectors = encoder.embed(np.stack([w for _, w, _ in pending]), batch_size=batch_size,
+                                whole=feature_config.anchor == "whole")
         for (i, _, target), vec in zip(pending, vectors):
             outcomes[i] = ("ok", vec, False)
             store(target, vec)

@@ -30,6 +30,9 @@ from .dsp import mel_filters, power_spectrogram, power_to_db
 FEATURE_VERSION = 1  # bump when the computation changes, so caches and bundles notice
 
 
+ANCHORS = ("speech", "start", "whole")
+
+
 @dataclass(frozen=True)
 class FeatureConfig:
     """Everything that determines the feature matrix. Hashable and JSON round-trippable."""
@@ -45,14 +48,16 @@ class FeatureConfig:
     contrast_fmin: float = 100.0
     contrast_bands: int = 6
     # How a clip is placed in the fixed window: "start" keeps its first window_s seconds (the
-    # reference); "speech" trims leading/trailing silence first and centres what remains.
+    # reference); "speech" trims leading/trailing silence first and centres what remains;
+    # "whole" trims and puts the speech at the window's start, and an encoder then analyses
+    # only the speech (up to window_s), not the padding: whole utterances.
     anchor: str = "speech"
     trim_top_db: float = 40.0
     version: int = FEATURE_VERSION
 
     def __post_init__(self) -> None:
-        if self.anchor not in ("start", "speech"):
-            raise ConfigError(f"anchor must be 'start' or 'speech', not {self.anchor!r}")
+        if self.anchor not in ANCHORS:
+            raise ConfigError(f"anchor must be one of {', '.join(ANCHORS)}, not {self.anchor!r}")
         nyquist = self.sample_rate / 2
         if self.contrast_fmin * 2**self.contrast_bands >= nyquist:
             raise ConfigError("contrast_fmin * 2**contrast_bands must stay below Nyquist")

@@ -75,7 +75,7 @@ class WhisperFrontend:
         return load_encoder(self.encoder_config(), threads=threads, graph=graph)
 
     def window_inputs(self, windows, feature_config, runtime=None):
-        return runtime.embed(windows)
+        return runtime.embed(windows, whole=feature_config.anchor == "whole")
 
     def encoder_config(self) -> EncoderConfig:
         return EncoderConfig(compute_type=self.compute_type, runtime=self.runtime,
@@ -134,9 +134,8 @@ def get_frontend(name: str, options: dict | None = None):
     options = dict(options)
     if "states" in options:
         options["states"] = tuple(options["states"])
-        if options["states"] != (6,) or options.get("runtime") == "onnx":
-            options.setdefault("runtime", "onnx")
-            options.setdefault("compute_type", "float32")
+        options.setdefault("runtime", "onnx")
+        options.setdefault("compute_type", "float32" if options["runtime"] == "onnx" else "int8")
     frontend = replace(frontend, **options)
     frontend.encoder_config()  # validates the combination
     return frontend

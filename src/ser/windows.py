@@ -2,8 +2,9 @@
 and prediction.
 
 * A **clip** (input up to ``max_clip_s``, like the corpora's utterances) is placed in one window
-  of ``config.window_s`` by :func:`fit_window` — its first seconds (``anchor="start"``) or its
-  centred speech (``anchor="speech"``). The speech gate (Silero VAD) runs on that placed window,
+  of ``config.window_s`` by :func:`fit_window` — its first seconds (``anchor="start"``), its
+  centred speech (``anchor="speech"``) or its speech at the start (``anchor="whole"``, for an
+  encoder that then reads only the speech: :func:`speech_length`). The speech gate (Silero VAD) runs on that placed window,
   the samples the model actually sees, and the reported span is the part of the input in it.
 * A **recording** (longer input) is cut into utterances by the VAD; an utterance longer than one
   window is split into equal pieces no longer than a window; each piece is then placed like a
@@ -60,13 +61,21 @@ def trim_bounds(y: np.ndarray, config: FeatureConfig) -> tuple[int, int]:
 def placement(y: np.ndarray, config: FeatureConfig) -> tuple[int, int, int]:
     """(first input sample used, last + 1, offset in the window where it lands)."""
     n = config.window_samples
-    if config.anchor == "speech":
+    if config.anchor in ("speech", "whole"):
         start, end = trim_bounds(y, config)
         if end - start > n:  # keep the centre of the speech
             start += (end - start - n) // 2
             return start, start + n, 0
-        return start, end, (n - (end - start)) // 2
+        # "whole": at the start, so that the speech's length can be read back (see speech_length)
+        return start, end, (n - (end - start)) // 2 if config.anchor == "speech" else 0
     return 0, min(len(y), n), 0
+
+
+def speech_length(window: np.ndarray, min_samples: int) -> int:
+    """How much of a "whole"-anchored window is the utterance: up to its last non-zero sample
+    (the rest is padding), at least ``min_samples``."""
+    nonzero = np.flatnonzero(window)
+    return min(len(window), max(min_samples, int(nonzero[-1]) + 1 if nonzero.size else 0))
 
 
 def fit_window(y: np.ndarray, config: FeatureConfig,

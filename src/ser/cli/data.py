@@ -9,6 +9,7 @@ from pathlib import Path
 
 
 from . import CliError
+from ..features import ANCHORS
 from .training import add_encoder_arguments
 
 
@@ -98,7 +99,7 @@ def _cmd_datasets_extract(args: argparse.Namespace) -> int:
 
     records, _ = load_records(args.data)
     options = encoder_options(args) or None
-    ex = extract_inputs(records, FeatureConfig(anchor=args.anchor), args.frontend, args.cache_dir,
+    ex = extract_inputs(records, FeatureConfig(anchor=args.anchor, window_s=args.window_s), args.frontend, args.cache_dir,
                         args.workers, not args.quiet, options=options)
     if ex.failures:
         print(failure_summary(ex.failures), file=sys.stderr)
@@ -126,7 +127,8 @@ def add_parsers(sub) -> None:
     q = dsub.add_parser("extract", help="compute and cache model inputs for corpora")
     q.add_argument("data", nargs="+", type=Path, help="corpus folders or CSV files")
     q.add_argument("--frontend", choices=("handcrafted", "whisper-base"), default="handcrafted")
-    q.add_argument("--anchor", choices=("speech", "start"), default="speech")
+    q.add_argument("--anchor", choices=ANCHORS, default="speech")
+    q.add_argument("--window-s", type=float, default=3.0)
     add_encoder_arguments(q)
     q.add_argument("--cache-dir", type=Path, default=None, help="feature cache folder")
     q.add_argument("--workers", type=int, default=None, help="parallel worker processes")

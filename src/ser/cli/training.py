@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 
 from ..common import ConfigError
+from ..features import ANCHORS
 
 
 def encoder_options(args: argparse.Namespace) -> dict:
@@ -70,7 +71,7 @@ def _train_config(args: argparse.Namespace):
 def _feature_config(args: argparse.Namespace):
     from ..features import FeatureConfig
 
-    return FeatureConfig(anchor=args.anchor)
+    return FeatureConfig(anchor=args.anchor, window_s=getattr(args, "window_s", 3.0))
 
 
 def cmd_train(args: argparse.Namespace) -> int:
@@ -181,8 +182,12 @@ def _add_training_args(p: argparse.ArgumentParser) -> None:
                    metavar="POWER", help="logistic head: weigh clips by (clips in their corpus) "
                    "** -POWER; 1 (the flag alone) gives every corpus the same weight")
     p.add_argument("--l2-c", type=float, default=0.01, help="inverse L2 strength for 'logistic'")
-    p.add_argument("--anchor", choices=("speech", "start"), default="speech",
-                   help="window placement: centred speech (default) or the first 3 s")
+    p.add_argument("--anchor", choices=ANCHORS, default="speech",
+                   help="window placement: centred speech (default), the first 3 s, or "
+                        "'whole': the encoder reads the speech only, up to --window-s")
+    p.add_argument("--window-s", type=float, default=3.0,
+                   help="window length in seconds (with --anchor whole: the longest utterance "
+                        "analysed at once)")
     p.add_argument("--seed", type=int, default=0)
     _add_common(p)
 
@@ -226,7 +231,7 @@ def add_parsers(sub) -> None:
     p.add_argument("--timeout", type=float, default=None, help="search budget in seconds")
     p.add_argument("--epochs", type=int, default=15)
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--anchor", choices=("speech", "start"), default="speech")
+    p.add_argument("--anchor", choices=ANCHORS, default="speech")
     p.add_argument("--frontend", choices=FRONTENDS, default="handcrafted")
     p.add_argument("--arch", choices=("reference_lstm", "conv_attention"), default=None,
                    help="search this architecture only (hand-made features)")
