@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Issue 14's levers on the same folds: 5-fold speaker-grouped CV of the logistic head on pooled
-# Whisper-base states (seed 0), one run per row of README's "Levers" table. Each run writes
+# Whisper-base states (seed 0), one run per row of README's "Levers" table ("shipped": the
+# default's recipe, C chosen by scripts/train_default.sh; a later --l2-c overrides the base's). Each run writes
 # runs/cv_<name>/cv.md; the summary line per run goes to stdout. Needs `make install`.
 # The first run with --encoder-states extracts every layer's states once (about 5 minutes for
 # the three corpora on 2 cores); the others read the cache.
@@ -11,6 +12,13 @@ S=${SHARED:-../shared/corpora}
 DATA=("$S/ravdess" "$S/crema-d" "$S/emovo")
 base=(--frontend whisper-base --optimizer logistic --l2-c 0.01 --folds 5 --seed 0 --quiet)
 declare -A LEVERS=(
+  [baseline]=""
+  [tess]=""  # TESS added to the data (below)
+  [bal1]="--balance-corpora"
+  [bal05]="--balance-corpora 0.5"
+  [ct2_float32]="--encoder-compute-type float32"
+  [c0001]="--l2-c 0.001"
+  [whole3]="--encoder-states 6 --anchor whole --window-s 3"
   [onnx_final]="--encoder-states 6"
   [state3]="--encoder-states 3"
   [state4]="--encoder-states 4"
@@ -18,13 +26,24 @@ declare -A LEVERS=(
   [state34]="--encoder-states 3,4"
   [state2345]="--encoder-states 2,3,4,5"
   [state3_bal05]="--encoder-states 3 --balance-corpora 0.5"
+  [state34_bal05]="--encoder-states 3,4 --balance-corpora 0.5"
+  [state34_whole3]="--encoder-states 3,4 --anchor whole --window-s 3"
+  [state34_whole6]="--encoder-states 3,4 --anchor whole --window-s 6"
+  [state34_whole3_bal05]="--encoder-states 3,4 --anchor whole --window-s 3 --balance-corpora 0.5"
+  [state2345_whole3]="--encoder-states 2,3,4,5 --anchor whole --window-s 3"
+  [state2345_whole3_bal05]="--encoder-states 2,3,4,5 --anchor whole --window-s 3 --balance-corpora 0.5"
+  [shipped]="--encoder-states 2,3,4,5 --anchor whole --window-s 3 --balance-corpora 0.5 --l2-c 0.001"
 )
 names=("$@")
-[ ${#names[@]} -eq 0 ] && names=(onnx_final state3 state4 state5 state34 state2345 state3_bal05)
+[ ${#names[@]} -eq 0 ] && names=(baseline tess bal1 bal05 ct2_float32 c0001 whole3 onnx_final state3 state4 state5 state34 state2345 state3_bal05
+                                  state34_bal05 state34_whole3 state34_whole6 state34_whole3_bal05
+                                  state2345_whole3 state2345_whole3_bal05 shipped)
 for name in "${names[@]}"; do
   read -r -a extra <<< "${LEVERS[$name]}"
+  data=("${DATA[@]}")
+  [ "$name" = tess ] && data+=("$S/tess")
   start=$(date +%s)
-  .venv/bin/ser cv "${DATA[@]}" "${base[@]}" "${extra[@]}" --out "runs/cv_$name" > "runs/cv_$name.log" 2>&1
+  .venv/bin/ser cv "${data[@]}" "${base[@]}" "${extra[@]}" --out "runs/cv_$name" > "runs/cv_$name.log" 2>&1
   echo "== $name (${LEVERS[$name]}): $(( $(date +%s) - start )) s"
-  grep -E '^\| (crema-d|emovo|ravdess|overall) ' "runs/cv_$name.log"
+  grep -E '^\| (crema-d|emovo|ravdess|tess|overall) ' "runs/cv_$name.log"
 done

@@ -48,7 +48,8 @@ def test_datasets_scan(tmp_path, capsys):
 
 
 def test_ser_predict_imports_neither_torch_nor_numba():
-    """The serving path (CLI parsing included) stays on NumPy, soundfile/PyAV and ONNX Runtime."""
+    """The serving path (CLI parsing included) stays on NumPy, soundfile/PyAV and ONNX Runtime;
+    the default's encoder runs on ONNX Runtime too (no CTranslate2, no onnx package)."""
     import subprocess
     import sys
 
@@ -56,7 +57,7 @@ def test_ser_predict_imports_neither_torch_nor_numba():
         "import sys; from ser.cli import main; "
         "from importlib.resources import files; "
         "rc = main(['predict', str(files('ser') / 'examples' / 'speech_example.wav')]); "
-        "heavy = sorted(m for m in sys.modules if m.split('.')[0] in ('torch', 'numba', 'librosa', 'sklearn')); "
+        "heavy = sorted(m for m in sys.modules if m.split('.')[0] in ('torch', 'numba', 'librosa', 'sklearn', 'ctranslate2', 'onnx')); "
         "assert rc == 0 and not heavy, heavy"
     )
     subprocess.run([sys.executable, "-c", code], check=True)

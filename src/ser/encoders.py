@@ -182,7 +182,8 @@ class WhisperEncoder:
             import ctranslate2
         except ImportError:
             raise EncoderUnavailableError(
-                "ctranslate2 is not installed; install it with: pip install 'ser[whisper]'"
+                "ctranslate2 is not installed (this model runs the encoder on CTranslate2); "
+                "install it with: pip install 'ser[train]' or pip install ctranslate2"
             ) from None
         self.config = config
         self._ct2 = ctranslate2

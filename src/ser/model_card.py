@@ -9,15 +9,34 @@ from .datasets import describe_corpora
 from .evaluate import summary_table
 
 
-def _input_line(frontend: str, input_shape: list[int]) -> str:
+def _input_line(frontend: str, input_shape: list[int], encoder: dict | None = None,
+                feature_config: dict | None = None) -> str:
+    fc = feature_config or {}
+    window = f"{fc.get('window_s', 3.0):g}-s windows at 16 kHz"
     if frontend == "handcrafted":
         frames, feats = input_shape
-        return (f"Input: 3-s windows at 16 kHz, {frames} frames x {feats} features (MFCC, delta, "
+        return (f"Input: {window}, {frames} frames x {feats} features (MFCC, delta, "
                 "chroma, log-mel, spectral contrast, tonnetz), standardised with the scaler in "
                 "config.json.")
-    return ("Input: 3-s windows at 16 kHz through the Whisper-base encoder (OpenAI, MIT licence; "
-            f"int8, CTranslate2), its final-layer states pooled to mean and standard deviation "
-            f"({input_shape[-1]:,} numbers), standardised with the scaler in config.json.")
+    encoder = encoder or {}
+    if fc.get("anchor") == "whole":
+        window = (f"whole utterances at 16 kHz (speech trimmed of silence, up to "
+                  f"{fc.get('window_s', 3.0):g} s)")
+    if encoder.get("runtime") == "onnx":
+        states = encoder["states"]
+        which = (f"the states after layer{'s' if len(states) > 1 else ''} "
+                 f"{', '.join(map(str, states))} of 6 (float32, ONNX Runtime; the weight-less "
+                 "graph is encoder.onnx, the weights come from the verified whisper packages)")
+    else:
+        which = (f"its final-layer states ({encoder.get('compute_type', 'int8')}, CTranslate2)")
+    return (f"Input: {window} through the Whisper-base encoder (OpenAI, MIT licence): {which}, "
+            f"each pooled to mean and standard deviation ({input_shape[-1]:,} numbers in all), "
+            "standardised with the scaler in config.json.")
+
+
+def _corpus_weights(training: dict) -> str:
+    power = training.get("balance_corpora") or 0
+    return f", each clip also weighted by its corpus's size^-{power:g}" if power else ""
 
 
 def _protocol_lines(metrics: dict, training: dict) -> list[str]:
@@ -33,7 +52,8 @@ def _protocol_lines(metrics: dict, training: dict) -> list[str]:
     device = training.get("device", "cpu")
     if training.get("optimizer") == "logistic":
         fit = (f"Head: L2-regularised logistic regression solved to convergence (L-BFGS, "
-               f"C = {training['l2_c']}, balanced class weights); validation speakers set the "
+               f"C = {training['l2_c']}, balanced class weights{_corpus_weights(training)}); "
+               "validation speakers set the "
                f"calibration temperature; {training['train_seconds']} s.")
     else:
         fit = (f"Optimiser {training.get('optimizer', 'adamw')}, learning rate "
@@ -72,6 +92,7 @@ def _limits_and_licence(data: dict) -> list[str]:
 def model_card(
     arch: dict, data: dict, metrics: dict, training: dict, temperature: float,
     frontend: str = "handcrafted", input_shape: list[int] | None = None,
+    encoder: dict | None = None, feature_config: dict | None = None,
 ) -> str:
     corpora = ", ".join(f"{c} ({v['files']} clips, {v['speakers']} speakers)"
                         for c, v in data["corpora"].items())
@@ -79,7 +100,8 @@ def model_card(
         "# Model card: ser emotion model", "",
         f"Architecture: `{arch['name']}` — {json.dumps(arch)}; "
         f"{training['parameters']:,} parameters.",
-        _input_line(frontend, input_shape or ([151, 233] if frontend == "handcrafted" else [1024])),
+        _input_line(frontend, input_shape or ([151, 233] if frontend == "handcrafted" else [1024]),
+                    encoder, feature_config),
         "Output: probabilities over angry, calm, disgust, fear, happy, neutral, sad, surprise "
         f"(softmax with calibrated temperature {temperature:.3f}).", "",
         "## Training data", "", f"{data['files']} clips: {corpora}.",
@@ -104,4 +126,5 @@ def card_from_config(config: dict) -> str:
     frontend = config.get("frontend", "handcrafted")
     return model_card(config["arch"], config["data"], config["metrics"], config["training"],
                       float(config.get("temperature", 1.0)), frontend,
-                      input_shape=list(config["input"]["shape"][1:]))
+                      input_shape=list(config["input"]["shape"][1:]),
+                      encoder=config.get("encoder"), feature_config=config.get("feature_config"))

@@ -195,7 +195,8 @@ def train_pipeline(
     input_shape = list(ex.features.shape[1:])
     frontend = get_frontend(config.frontend, config.encoder)
     card = model_card(clf.arch, data_summary, metrics, training, clf.temperature, config.frontend,
-                      input_shape=input_shape)
+                      input_shape=input_shape, encoder=frontend.bundle_config(),
+                      feature_config=feature_config.to_dict())
     info = clf.save(out_dir / "bundle", feature_config=feature_config, frontend=config.frontend,
                     input_shape=input_shape, metrics=_compact_metrics(metrics), data=data_summary,
                     training=training, card=card,
