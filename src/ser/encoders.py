@@ -212,19 +212,31 @@ class WhisperEncoder:
 MIN_UTTERANCE_S = 0.5
 
 
-def _embed_batches(pooled, windows: np.ndarray, batch_size: int, whole: bool, dim: int):
+def _embed_batches(pooled, windows: np.ndarray, batch_size: int, whole: bool, dim: int,
+                   pool=None, workers: int = 1):
     """Run ``pooled`` over batches of windows. ``whole``: each window is cut to its utterance
-    (:func:`ser.windows.speech_length`) and equal lengths are batched together."""
+    (:func:`ser.windows.speech_length`) and equal lengths are batched together. With a thread
+    ``pool``, batches (at least ``workers`` of them when there is enough work) run side by side."""
     from .windows import speech_length
 
     out = np.zeros((len(windows), dim), np.float32)
     lengths = ([speech_length(w, int(MIN_UTTERANCE_S * SAMPLE_RATE)) for w in windows] if whole
                else [windows.shape[1]] * len(windows))
+    chunks = []
     for length in sorted(set(lengths)):
         rows = [i for i, n in enumerate(lengths) if n == length]
-        for start in range(0, len(rows), batch_size):
-            chunk = rows[start : start + batch_size]
-            out[chunk] = pooled(windows[chunk, :length])
+        size = min(batch_size, -(-len(rows) // workers))
+        chunks += [(rows[i : i + size], length) for i in range(0, len(rows), size)]
+
+    def run(chunk):
+        rows, length = chunk
+        out[rows] = pooled(windows[rows, :length])
+
+    if pool is None or len(chunks) < 2:
+        for chunk in chunks:
+            run(chunk)
+    else:
+        list(pool.map(run, chunks))
     return out
 
 
@@ -238,8 +250,16 @@ class OnnxEncoder:
 
         self.config = config
         graph = graph if graph is not None else build_graph(config.states)
+        # One thread per run, runs side by side: whole utterances come in unequal lengths, one
+        # per run, too small to share between threads (2 intra-op threads were slower than 1).
+        self.workers = threads or min(2, os.cpu_count() or 1)
         self._session = OnnxWhisperSession(graph, config.states, model_dir() / "model.bin",
-                                           threads=threads or min(2, os.cpu_count() or 1))
+                                           threads=1)
+        self._pool = None
+        if self.workers > 1:
+            from concurrent.futures import ThreadPoolExecutor
+
+            self._pool = ThreadPoolExecutor(self.workers, thread_name_prefix="ser-encoder")
 
     def state_vectors(self, windows: np.ndarray) -> np.ndarray:
         """(batch, samples) -> (batch, len(states), 1024)."""
@@ -249,7 +269,7 @@ class OnnxEncoder:
     def embed(self, windows: np.ndarray, batch_size: int = 16, whole: bool = False) -> np.ndarray:
         """(batch, samples) -> (batch, 1024 x states); ``whole``: see :func:`_embed_batches`."""
         return _embed_batches(lambda w: self.state_vectors(w).reshape(len(w), -1), windows,
-                              batch_size, whole, self.config.dim)
+                              batch_size, whole, self.config.dim, self._pool, self.workers)
 
 
 def load_encoder(config: EncoderConfig, threads: int | None = None, graph: bytes | None = None):
