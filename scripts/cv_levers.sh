@@ -32,16 +32,17 @@ declare -A LEVERS=(
   [state34_whole3_bal05]="--encoder-states 3,4 --anchor whole --window-s 3 --balance-corpora 0.5"
   [state2345_whole3]="--encoder-states 2,3,4,5 --anchor whole --window-s 3"
   [state2345_whole3_bal05]="--encoder-states 2,3,4,5 --anchor whole --window-s 3 --balance-corpora 0.5"
+  [shipped_tess]="--encoder-states 2,3,4,5 --anchor whole --window-s 3 --balance-corpora 0.5 --l2-c 0.001"
   [shipped]="--encoder-states 2,3,4,5 --anchor whole --window-s 3 --balance-corpora 0.5 --l2-c 0.001"
 )
 names=("$@")
 [ ${#names[@]} -eq 0 ] && names=(baseline tess bal1 bal05 ct2_float32 c0001 whole3 onnx_final state3 state4 state5 state34 state2345 state3_bal05
                                   state34_bal05 state34_whole3 state34_whole6 state34_whole3_bal05
-                                  state2345_whole3 state2345_whole3_bal05 shipped)
+                                  state2345_whole3 state2345_whole3_bal05 shipped shipped_tess)
 for name in "${names[@]}"; do
   read -r -a extra <<< "${LEVERS[$name]}"
   data=("${DATA[@]}")
-  [ "$name" = tess ] && data+=("$S/tess")
+  case $name in *tess) data+=("$S/tess");; esac
   start=$(date +%s)
   .venv/bin/ser cv "${data[@]}" "${base[@]}" "${extra[@]}" --out "runs/cv_$name" > "runs/cv_$name.log" 2>&1
   echo "== $name (${LEVERS[$name]}): $(( $(date +%s) - start )) s"
