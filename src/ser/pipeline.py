@@ -61,14 +61,16 @@ def _extract_training_inputs(records, feature_config, cache_dir, workers, progre
 
 def _augmented(records, idx, copies, feature_config, cache_dir, workers, progress, frontend,
                options=None):
-    """Waveform-augmented copies of the training clips (cached like clean features)."""
-    xs, ys = [], []
+    """Waveform-augmented copies of the training clips (cached like clean features), their
+    labels and their corpora (a copy whose speech the augmentation hid is left out)."""
+    xs, ys, corpora = [], [], []
     for k in range(1, copies + 1):
         ex = extract_inputs([records[i] for i in idx], feature_config, frontend, cache_dir, workers,
                             progress, variant=f"aug{k}", desc=f"augment {k}", options=options)
         xs.append(ex.features)
         ys.append(labels_of(ex.records))
-    return xs, ys
+        corpora += [r.corpus for r in ex.records]
+    return xs, ys, corpora
 
 
 def run_experiment(
@@ -88,15 +90,17 @@ def run_experiment(
     """Train on split.train, early-stop and calibrate on split.val, report on split.test."""
     y = labels_of(records)
     x_train, y_train = features[split.train], y[split.train]
+    train_corpora = [records[i].corpus for i in split.train]
     if config.augment_copies:
-        xs, ys = _augmented(records, split.train, config.augment_copies, feature_config,
-                            cache_dir, workers, progress, config.frontend, config.encoder)
+        xs, ys, corpora = _augmented(records, split.train, config.augment_copies, feature_config,
+                                     cache_dir, workers, progress, config.frontend, config.encoder)
         x_train = np.concatenate([x_train, *xs])
         y_train = np.concatenate([y_train, *ys])
+        train_corpora += corpora
     x_val, y_val = features[split.val], y[split.val]
     weights = None
     if config.balance_corpora:
-        weights = corpus_weights([records[i].corpus for i in split.train], config.balance_corpora)
+        weights = corpus_weights(train_corpora, config.balance_corpora)
     clf = TrainedClassifier.fit(x_train, y_train, x_val, y_val, config, progress=progress,
                                 time_budget_s=time_budget_s, checkpoint_dir=checkpoint_dir,
                                 resume=resume, sample_weight=weights)

@@ -88,9 +88,8 @@ def validate_config(config: TrainConfig) -> None:
                           f"{' or '.join(frontend.architectures)}, not {name}")
     if config.optimizer not in ("adamw", "adam", "logistic"):
         raise ConfigError(f"optimizer must be 'adamw', 'adam' or 'logistic', not {config.optimizer!r}")
-    if config.balance_corpora and (config.optimizer != "logistic" or config.augment_copies):
-        raise ConfigError("balancing corpora is implemented for the logistic head without "
-                          "augmented copies only")
+    if config.balance_corpora and config.optimizer != "logistic":
+        raise ConfigError("balancing corpora is implemented for the logistic head only")
     if config.optimizer == "logistic" and name != "embedding_mlp":
         raise ConfigError("optimizer 'logistic' needs the embedding_mlp head on pooled vectors")
     if config.precision not in ("fp32", "bf16"):
