@@ -96,27 +96,50 @@ def test_encoder_settings_are_checked():
             EncoderConfig(**bad)
 
 
+def _encoder_bundle(root, options: dict):
+    from ser import EMOTIONS
+    from ser.architectures import full_arch
+    from ser.bundle import save_bundle
+    from ser.features import FeatureConfig
+    from ser.frontends import get_frontend
+    from ser.model import build_model
+
+    frontend = get_frontend("whisper-base", options)
+    dim = frontend.encoder_config().dim
+    arch = full_arch({"name": "embedding_mlp", "dense_units": 0, "input_dropout": 0.0})
+    net = build_model(arch, dim, len(EMOTIONS)).eval()
+    save_bundle(net, root, feature_config=FeatureConfig(sample_rate=16_000),
+                scaler={"mean": [0.0] * dim, "std": [1.0] * dim}, arch=arch, temperature=1.0,
+                metrics={}, data={}, training={}, card="# test\n", frontend="whisper-base",
+                encoder=frontend.bundle_config(), input_shape=[dim],
+                extra_files=frontend.bundle_files())
+    return root
+
+
+def test_a_bundle_of_the_earlier_kind_still_runs_on_ctranslate2(tmp_path):
+    pytest.importorskip("torch")
+    pytest.importorskip("ctranslate2")
+    import json
+
+    from ser.encoders import WhisperEncoder
+    from ser.inference import EmotionRecognizer
+
+    root = _encoder_bundle(tmp_path / "bundle", {})
+    config = json.loads((root / "config.json").read_text())
+    assert "runtime" not in config["encoder"] and not (root / "encoder.onnx").exists()
+    rec = EmotionRecognizer.load(root, threads=1)
+    assert isinstance(rec._encoder, WhisperEncoder) and rec.frontend.runtime == "ctranslate2"
+    assert rec._encoder.embed(_windows()[:2]).shape == (2, 1024)
+
+
 def test_a_bundle_carries_its_encoder_graph_and_prediction_uses_it(tmp_path):
     pytest.importorskip("torch")
     import json
 
-    from ser import EMOTIONS
-    from ser.architectures import full_arch
-    from ser.bundle import BundleError, read_bundle, save_bundle
-    from ser.features import FeatureConfig
-    from ser.frontends import get_frontend
+    from ser.bundle import BundleError, read_bundle
     from ser.inference import EmotionRecognizer
-    from ser.model import build_model
 
-    frontend = get_frontend("whisper-base", {"states": [2, 4]})
-    arch = full_arch({"name": "embedding_mlp", "dense_units": 0, "input_dropout": 0.0})
-    net = build_model(arch, 2048, len(EMOTIONS)).eval()
-    root = tmp_path / "bundle"
-    save_bundle(net, root, feature_config=FeatureConfig(sample_rate=16_000),
-                scaler={"mean": [0.0] * 2048, "std": [1.0] * 2048}, arch=arch, temperature=1.0,
-                metrics={}, data={}, training={}, card="# test\n", frontend="whisper-base",
-                encoder=frontend.bundle_config(), input_shape=[2048],
-                extra_files=frontend.bundle_files())
+    root = _encoder_bundle(tmp_path / "bundle", {"states": [2, 4]})
     config = json.loads((root / "config.json").read_text())
     assert "encoder.onnx" in config["sha256"] and config["encoder"]["states"] == [2, 4]
     rec = EmotionRecognizer.load(root, threads=1)
