@@ -168,3 +168,14 @@ def test_whole_utterances_are_analysed_without_their_padding():
         np.testing.assert_allclose(vector, encoder.embed(clip[None, first:last])[0], rtol=1e-4, atol=1e-4)
     # ... and differs from reading the padded window.
     assert not np.allclose(whole[0], encoder.embed(windows[:1])[0], atol=1e-2)
+
+
+def test_building_a_graph_without_onnx_is_a_clear_error(monkeypatch):
+    import sys
+
+    from ser.common import SerError
+    from ser.whisper_onnx import build_graph
+
+    monkeypatch.setitem(sys.modules, "onnx", None)  # as if not installed
+    with pytest.raises(SerError, match="pip install 'ser\\[train\\]'"):
+        build_graph((3,))

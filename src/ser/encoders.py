@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from .bundle import sha256_file
-from .common import ConfigError, cache_root
+from .common import ConfigError, SerError, cache_root
 from .dsp import mel_filters, power_spectrogram
 
 WHISPER_BASE_SHA256 = "d01c3014881c9c6f3133c182f3d2887eb6ca1c789a7538c5c007196857a0a6a9"
@@ -35,7 +35,7 @@ N_FFT, HOP, N_MELS = 400, 160, 80
 ENCODER_VERSION = 1
 
 
-class EncoderUnavailableError(RuntimeError):
+class EncoderUnavailableError(SerError, RuntimeError):
     """The encoder's packages are missing or its model file fails verification."""
 
 

@@ -95,8 +95,15 @@ def build_graph(states: tuple[int, ...]) -> bytes:
     """The weight-less ONNX graph: input ``mel`` (batch, 80, frames), outputs ``state{i}``
     (batch, 1024) = mean and std over time of state ``i`` for each wanted state. Needs ``onnx``
     (training extra); bundles carry the result."""
-    import onnx
-    from onnx import TensorProto, helper
+    try:
+        import onnx
+        from onnx import TensorProto, helper
+    except ImportError:
+        from .encoders import EncoderUnavailableError
+
+        raise EncoderUnavailableError(
+            "building the encoder graph needs the onnx package (training extra): "
+            "pip install 'ser[train]'; a trained bundle carries its graph") from None
 
     depth = graph_depth(states)
     weights = encoder_weights(_shapes_only(), depth)
