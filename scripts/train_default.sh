@@ -30,6 +30,8 @@ ser cv "${DATA[@]}" "${whisper[@]}" --l2-c "$C" --folds 5 --out runs/cv_logistic
 ser train "${DATA[@]}" "${whisper[@]}" --l2-c "$C" --test-fraction 0 --cv-report runs/cv_logistic/cv.json \
     --out runs/default_logistic
 rm -rf src/ser/models/default && cp -r runs/default_logistic/bundle src/ser/models/default
+# The "uncertain" threshold, chosen on the bundle's validation speakers through the served path.
+(cd benchmarks && ../.venv/bin/python uncertain.py --model ../src/ser/models/default --write)
 
 ser train "${DATA[@]}" --arch conv_attention --anchor start --seed 0 --out runs/light --quiet
 rm -rf src/ser/models/light && cp -r runs/light/bundle src/ser/models/light
