@@ -36,13 +36,16 @@ declare -A LEVERS=(
   [shipped_states12345]="--encoder-states 1,2,3,4,5 --anchor whole --window-s 3 --balance-corpora 0.5 --l2-c 0.001"
   [shipped_states_all]="--encoder-states 0,1,2,3,4,5,6 --anchor whole --window-s 3 --balance-corpora 0.5 --l2-c 0.001"
   [shipped_augment]="--encoder-states 2,3,4,5 --anchor whole --window-s 3 --balance-corpora 0.5 --l2-c 0.001 --augment 1"
+  [shipped_states34]="--encoder-states 3,4 --anchor whole --window-s 3 --balance-corpora 0.5 --l2-c 0.001"
+  [shipped_bal1]="--encoder-states 2,3,4,5 --anchor whole --window-s 3 --balance-corpora 1 --l2-c 0.001"
   [shipped]="--encoder-states 2,3,4,5 --anchor whole --window-s 3 --balance-corpora 0.5 --l2-c 0.001"
 )
 names=("$@")
 [ ${#names[@]} -eq 0 ] && names=(baseline tess bal1 bal05 ct2_float32 c0001 whole3 onnx_final state3 state4 state5 state34 state2345 state3_bal05
                                   state34_bal05 state34_whole3 state34_whole6 state34_whole3_bal05
                                   state2345_whole3 state2345_whole3_bal05 shipped shipped_tess
-                                  shipped_states12345 shipped_states_all shipped_augment)
+                                  shipped_states12345 shipped_states_all shipped_augment
+                                  shipped_states34 shipped_bal1)
 for name in "${names[@]}"; do
   read -r -a extra <<< "${LEVERS[$name]}"
   data=("${DATA[@]}")
