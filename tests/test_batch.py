@@ -77,6 +77,40 @@ def test_resume_skips_files_done_and_redoes_changed_ones(inputs, tmp_path, monke
     assert again[0] == rows[0] and again[2] != rows[2]
 
 
+def test_a_uri_is_fetched_once_per_run_and_resumes_by_its_content(tmp_path, monkeypatch):
+    """Remote inputs (here a stand-in store behind batch.read_source) are fetched once: the
+    worker hashes the bytes it fetched for the journal instead of a second transfer."""
+    import hashlib
+    import io
+
+    store, fetched = {}, []
+    for i in range(3):
+        buf = io.BytesIO()
+        sf.write(buf, speech(1.0 + 0.2 * i), 16_000, format="WAV")
+        store[f"mem://bucket/{i}.wav"] = buf.getvalue()
+
+    def fetch(source):
+        fetched.append(source)
+        return store[source]
+
+    monkeypatch.setattr(batch, "read_source", fetch)
+    monkeypatch.setattr(batch, "is_uri", lambda source: source.startswith("mem://"))
+    uris, out = sorted(store), tmp_path / "out.jsonl"
+    rows, _ = batch.run(uris, model="light", output=out, fmt="jsonl")
+    assert sorted(fetched) == uris and all("emotion" in r for r in rows)
+    journal = [json.loads(line) for line in (tmp_path / "out.jsonl.journal.jsonl").read_text().splitlines()]
+    assert {e["row"]["path"]: e["sha256"] for e in journal} == {
+        u: hashlib.sha256(store[u]).hexdigest() for u in uris}
+    fetched.clear()
+    buf = io.BytesIO()
+    sf.write(buf, speech(1.7), 16_000, format="WAV")
+    store[uris[1]] = buf.getvalue()  # changed in the store: redone
+    again, _ = batch.run(uris, model="light", output=out, fmt="jsonl", resume=True)
+    # One fetch each to check the content, and one more for the changed input's prediction.
+    assert sorted(fetched) == sorted(uris + [uris[1]])
+    assert again[0] == rows[0] and again[2] == rows[2] and again[1] != rows[1]
+
+
 def test_cli_formats_parquet_and_list_file(inputs, tmp_path, capsys):
     pq = pytest.importorskip("pyarrow.parquet")
     listing = tmp_path / "list.txt"

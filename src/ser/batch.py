@@ -62,14 +62,19 @@ def error_row(source: str, exc: Exception) -> dict:
     return {"path": source, "error": reason}
 
 
-def predict_row(recognizer, source: str, limits: dict | None = None) -> dict:
-    """One input's row: the prediction, or the error that input raised (never an exception)."""
+def predict_row(recognizer, source: str, limits: dict | None = None) -> tuple[dict, str | None]:
+    """One input's row — the prediction, or the error that input raised (never an exception) —
+    and, for a URI, the sha256 of the bytes fetched (for the resume journal: no second fetch)."""
+    digest = None
     try:
-        data = source if not is_uri(source) else read_source(source)
+        data = source
+        if is_uri(source):
+            data = read_source(source)
+            digest = hashlib.sha256(data).hexdigest()
         result = recognizer.predict(data, **(limits or {}))
     except (AudioError, OSError) as exc:
-        return error_row(source, exc)
-    return {**result.to_dict(), "path": source}
+        return error_row(source, exc), digest
+    return {**result.to_dict(), "path": source}, digest
 
 
 class RayPredictor:
@@ -84,12 +89,12 @@ class RayPredictor:
 
         rows = [predict_row(self.recognizer, str(p), self.limits) for p in batch["path"]]
         peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # for benchmarks
-        return {"path": list(batch["path"]), "row": [json.dumps(r) for r in rows],
-                "actor_peak_rss_mb": [peak_mb] * len(rows)}
+        return {"path": list(batch["path"]), "row": [json.dumps(r) for r, _ in rows],
+                "sha256": [d or "" for _, d in rows], "actor_peak_rss_mb": [peak_mb] * len(rows)}
 
 
 def _local_rows(sources: Sequence[str], model: str | None, workers: int | None,
-                limits: dict) -> Iterator[dict]:
+                limits: dict) -> Iterator[tuple[dict, str | None]]:
     recognizer = EmotionRecognizer.load(model)
     local = [s for s in sources if not is_uri(s)]
     results = iter(recognizer.predict_many(local, workers=workers, **limits))
@@ -99,12 +104,12 @@ def _local_rows(sources: Sequence[str], model: str | None, workers: int | None,
             continue
         result = next(results)
         yield (error_row(source, result) if isinstance(result, AudioError)
-               else {**result.to_dict(), "path": source})
+               else {**result.to_dict(), "path": source}), None
 
 
 def _ray_rows(sources: Sequence[str], model: str | None, address: str | None, actors: int | None,
               cpus_per_actor: float | None, batch_size: int, limits: dict,
-              stats: dict | None = None) -> Iterator[dict]:
+              stats: dict | None = None) -> Iterator[tuple[dict, str | None]]:
     try:
         import ray
     except ImportError:
@@ -134,7 +139,7 @@ def _ray_rows(sources: Sequence[str], model: str | None, address: str | None, ac
             if stats is not None:
                 stats["actor_peak_rss_mb"] = max(stats.get("actor_peak_rss_mb", 0.0),
                                                  float(row["actor_peak_rss_mb"]))
-            yield json.loads(row["row"])
+            yield json.loads(row["row"]), row["sha256"] or None
     finally:
         if started_here:
             ray.shutdown()
@@ -169,7 +174,11 @@ def run(
         raise ConfigError("--resume needs --output FILE (the run's journal sits beside it)")
     journal = Path(f"{output}.journal.jsonl") if output is not None else None
     done = _read_journal(journal) if resume and journal is not None else {}
-    hashes = {s: content_hash(s) for s in sources} if journal is not None else {}
+    # Content hashes for the journal: local files are read here (cheap, and the page cache
+    # serves the decoder); a URI only when resuming needs its hash to decide, else the worker
+    # hashes the bytes it fetches.
+    hashes = ({s: content_hash(s) for s in sources if not is_uri(s) or s in done}
+              if journal is not None else {})
     todo = [s for s in sources if not (s in done and done[s]["sha256"] == hashes.get(s))]
     rows = {s: done[s]["row"] for s in sources if s not in todo}
     limits = {k: v for k, v in (("max_clip_s", max_clip_s), ("max_duration_s", max_duration_s))
@@ -194,11 +203,12 @@ def _collect(produced: Iterable[dict], todo: Sequence[str], rows: dict, journal:
     bar = tqdm(total=len(todo), unit="file", disable=not progress, leave=False)
     failures, started = 0, time.perf_counter()
     try:
-        for source, row in zip(todo, produced):
+        for source, (row, digest) in zip(todo, produced):
             rows[source] = row
             failures += "error" in row
             if handle is not None:  # flushed per row: a kill loses at most the rows in flight
-                handle.write(json.dumps({"sha256": hashes.get(source), "row": row}) + "\n")
+                entry = {"sha256": hashes.get(source) or digest, "row": row}
+                handle.write(json.dumps(entry) + "\n")
                 handle.flush()
             bar.update()
             bar.set_postfix(failed=failures, files_per_s=f"{bar.n / (time.perf_counter() - started):.1f}")
