@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Issue 14's levers on the same folds: 5-fold speaker-grouped CV of the logistic head on pooled
 # Whisper-base states (seed 0), one run per row of README's "Levers" table ("shipped": the
-# default's recipe, C chosen by scripts/train_default.sh; a later --l2-c overrides the base's). Each run writes
+# default's recipe, C chosen by scripts/train_default.sh; a later --l2-c overrides the base's;
+# the "shipped_*" rows vary the whole-utterance recipe "whole_c001", measured first). Each run writes
 # runs/cv_<name>/cv.md; the summary line per run goes to stdout. Needs `make install`.
 # The first run with --encoder-states extracts every layer's states once (about 5 minutes for
 # the three corpora on 2 cores); the others read the cache.
@@ -38,14 +39,16 @@ declare -A LEVERS=(
   [shipped_augment]="--encoder-states 2,3,4,5 --anchor whole --window-s 3 --balance-corpora 0.5 --l2-c 0.001 --augment 1"
   [shipped_states34]="--encoder-states 3,4 --anchor whole --window-s 3 --balance-corpora 0.5 --l2-c 0.001"
   [shipped_bal1]="--encoder-states 2,3,4,5 --anchor whole --window-s 3 --balance-corpora 1 --l2-c 0.001"
-  [shipped]="--encoder-states 2,3,4,5 --anchor whole --window-s 3 --balance-corpora 0.5 --l2-c 0.001"
+  [shipped]="--encoder-states 2,3,4,5 --balance-corpora 0.5 --l2-c 0.001"
+  [state2345_c001]="--encoder-states 2,3,4,5 --l2-c 0.001"
+  [whole_c001]="--encoder-states 2,3,4,5 --anchor whole --window-s 3 --balance-corpora 0.5 --l2-c 0.001"
 )
 names=("$@")
 [ ${#names[@]} -eq 0 ] && names=(baseline tess bal1 bal05 ct2_float32 c0001 whole3 onnx_final state3 state4 state5 state34 state2345 state3_bal05
                                   state34_bal05 state34_whole3 state34_whole6 state34_whole3_bal05
-                                  state2345_whole3 state2345_whole3_bal05 shipped shipped_tess
+                                  state2345_whole3 state2345_whole3_bal05 whole_c001 shipped_tess
                                   shipped_states12345 shipped_states_all shipped_augment
-                                  shipped_states34 shipped_bal1)
+                                  shipped_states34 shipped_bal1 shipped state2345_c001)
 for name in "${names[@]}"; do
   read -r -a extra <<< "${LEVERS[$name]}"
   data=("${DATA[@]}")
