@@ -99,10 +99,6 @@ class EncoderConfig:
             d["states"] = list(self.states)
         return d
 
-    @classmethod
-    def from_dict(cls, d: dict) -> "EncoderConfig":
-        return cls(**{k: (tuple(v) if k == "states" else v) for k, v in d.items()})
-
 
 def _cache_root() -> Path:
     return cache_root() / "whisper-base"

@@ -48,8 +48,6 @@ def save_history(history: dict, out_dir: Path) -> None:
     plt.close(fig)
 
 
-
-
 def _extract_training_inputs(records, feature_config, cache_dir, workers, progress,
                              frontend="handcrafted", options=None):
     ex = extract_inputs(records, feature_config, frontend, cache_dir, workers, progress,

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import struct
 from pathlib import Path
+from typing import Collection
 
 import numpy as np
 
@@ -31,9 +32,11 @@ FINAL = N_LAYERS  # the state after the last layer's final layer norm
 OPSET = 18
 
 
-def read_ct2_variables(path: str | Path, prefix: str = "encoder/") -> dict[str, np.ndarray]:
+def read_ct2_variables(path: str | Path, prefix: str = "encoder/",
+                       names: Collection[str] | None = None) -> dict[str, np.ndarray]:
     """Variables of a CTranslate2 ``model.bin`` (format version 6) whose names start with
-    ``prefix``, as float16/float32/int arrays. Only those are read; the rest is skipped."""
+    ``prefix`` (and, given ``names``, are among them once the prefix is dropped), as
+    float16/float32/int arrays. Only those are read; the rest is skipped."""
     dtypes = {0: np.float32, 1: np.int8, 2: np.int16, 3: np.int32, 4: np.float16}
     out: dict[str, np.ndarray] = {}
     with open(path, "rb") as f:
@@ -54,33 +57,47 @@ def read_ct2_variables(path: str | Path, prefix: str = "encoder/") -> dict[str, 
             name = string()
             shape = tuple(unpack("I") for _ in range(unpack("B")))
             dtype, nbytes = dtypes.get(unpack("B")), unpack("I")
-            if not name.startswith(prefix) or dtype is None:
+            short = name[len(prefix):]
+            if not name.startswith(prefix) or dtype is None or (names is not None and short not in names):
                 f.seek(nbytes, 1)
                 continue
-            out[name[len(prefix):]] = np.frombuffer(f.read(nbytes), dtype=dtype).reshape(shape)
+            out[short] = np.frombuffer(f.read(nbytes), dtype=dtype).reshape(shape)
     return out
+
+
+def weight_layout(depth: int) -> list[tuple[str, str, tuple[int, ...], bool]]:
+    """The one description of the weights a graph of ``depth`` layers uses: (name in the graph,
+    name in CTranslate2's encoder, shape there, transposed for the graph's ``x @ W + b``)."""
+    d, ff = D_MODEL, 4 * D_MODEL
+    rows = [("conv1_w", "conv1/weight", (d, N_MELS, 3), False), ("conv1_b", "conv1/bias", (d,), False),
+            ("conv2_w", "conv2/weight", (d, d, 3), False), ("conv2_b", "conv2/bias", (d,), False),
+            ("positions", "position_encodings/encodings", (1500, d), False)]
+    for i in range(min(depth, N_LAYERS)):
+        src = f"layer_{i}/"
+        for part, name in (("self_attention/layer_norm", "ln1"), ("ffn/layer_norm", "ln2")):
+            rows += [(f"l{i}_{name}_g", f"{src}{part}/gamma", (d,), False),
+                     (f"l{i}_{name}_b", f"{src}{part}/beta", (d,), False)]
+        for part, name, shape in (("self_attention/linear_0", "qkv", (3 * d, d)),
+                                  ("self_attention/linear_1", "out", (d, d)),
+                                  ("ffn/linear_0", "fc1", (ff, d)), ("ffn/linear_1", "fc2", (d, ff))):
+            rows += [(f"l{i}_{name}_w", f"{src}{part}/weight", shape, True),
+                     (f"l{i}_{name}_b", f"{src}{part}/bias", shape[:1], False)]
+    if depth > N_LAYERS:
+        rows += [("ln_post_g", "layer_norm/gamma", (d,), False),
+                 ("ln_post_b", "layer_norm/beta", (d,), False)]
+    return rows
 
 
 def encoder_weights(variables: dict[str, np.ndarray], depth: int) -> dict[str, np.ndarray]:
     """The float32 initializers of a graph of ``depth`` layers, named as :func:`build_graph`
-    expects (linear weights transposed so that the graph computes ``x @ W + b``)."""
-    def f32(name):
-        return np.ascontiguousarray(variables[name], dtype=np.float32)
-
-    w = {"conv1_w": f32("conv1/weight"), "conv1_b": f32("conv1/bias"),
-         "conv2_w": f32("conv2/weight"), "conv2_b": f32("conv2/bias"),
-         "positions": f32("position_encodings/encodings")}
-    for i in range(min(depth, N_LAYERS)):
-        src = f"layer_{i}/"
-        for part, name in (("self_attention/layer_norm", "ln1"), ("ffn/layer_norm", "ln2")):
-            w[f"l{i}_{name}_g"], w[f"l{i}_{name}_b"] = f32(src + part + "/gamma"), f32(src + part + "/beta")
-        for part, name in (("self_attention/linear_0", "qkv"), ("self_attention/linear_1", "out"),
-                           ("ffn/linear_0", "fc1"), ("ffn/linear_1", "fc2")):
-            w[f"l{i}_{name}_w"] = np.ascontiguousarray(f32(src + part + "/weight").T)
-            w[f"l{i}_{name}_b"] = f32(src + part + "/bias")
-    if depth > N_LAYERS:
-        w["ln_post_g"], w["ln_post_b"] = f32("layer_norm/gamma"), f32("layer_norm/beta")
-    return w
+    expects (see :func:`weight_layout`)."""
+    out = {}
+    for name, source, shape, transposed in weight_layout(depth):
+        w = variables[source]
+        if w.shape != shape:
+            raise ValueError(f"encoder/{source} has shape {w.shape}, expected {shape}")
+        out[name] = np.ascontiguousarray(w.T if transposed else w, dtype=np.float32)
+    return out
 
 
 def graph_depth(states: tuple[int, ...]) -> int:
@@ -106,7 +123,6 @@ def build_graph(states: tuple[int, ...]) -> bytes:
             "pip install 'ser[train]'; a trained bundle carries its graph") from None
 
     depth = graph_depth(states)
-    weights = encoder_weights(_shapes_only(), depth)
     nodes, consts = [], []
     counter = iter(range(10**6))
 
@@ -173,7 +189,8 @@ def build_graph(states: tuple[int, ...]) -> bytes:
                                                      ["batch", 2 * D_MODEL]))
     inputs = [helper.make_tensor_value_info("mel", TensorProto.FLOAT, ["batch", N_MELS, "frames"])]
     graph = helper.make_graph(nodes, "whisper_base_encoder", inputs, outputs,
-                              initializer=consts + [_weight_slot(n, a.shape) for n, a in weights.items()])
+                              initializer=consts + [_weight_slot(name, shape[::-1] if t else shape)
+                                                    for name, _, shape, t in weight_layout(depth)])
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)],
                               producer_name="ser")
     model.ir_version = 9  # ORT 1.17+ reads it; the helpers' newer default is refused by some
@@ -194,26 +211,6 @@ def _weight_slot(name: str, shape) -> "onnx.TensorProto":
     return slot
 
 
-def _shapes_only() -> dict[str, np.ndarray]:
-    """Stand-in variables with the real shapes (zero-strided, no memory) to name the inputs."""
-    def z(*shape):
-        return np.broadcast_to(np.float16(0), shape)
-
-    v = {"conv1/weight": z(D_MODEL, N_MELS, 3), "conv1/bias": z(D_MODEL),
-         "conv2/weight": z(D_MODEL, D_MODEL, 3), "conv2/bias": z(D_MODEL),
-         "position_encodings/encodings": z(1500, D_MODEL),
-         "layer_norm/gamma": z(D_MODEL), "layer_norm/beta": z(D_MODEL)}
-    for i in range(N_LAYERS):
-        for part in ("self_attention/layer_norm", "ffn/layer_norm"):
-            v[f"layer_{i}/{part}/gamma"] = v[f"layer_{i}/{part}/beta"] = z(D_MODEL)
-        for part, (o, n) in (("self_attention/linear_0", (3 * D_MODEL, D_MODEL)),
-                             ("self_attention/linear_1", (D_MODEL, D_MODEL)),
-                             ("ffn/linear_0", (4 * D_MODEL, D_MODEL)),
-                             ("ffn/linear_1", (D_MODEL, 4 * D_MODEL))):
-            v[f"layer_{i}/{part}/weight"], v[f"layer_{i}/{part}/bias"] = z(o, n), z(o)
-    return v
-
-
 class OnnxWhisperSession:
     """An ONNX Runtime session of a weight-less encoder graph, given the weights from the
     verified ``model.bin``. ``run(mels)`` -> {state: (batch, 1024)}."""
@@ -223,7 +220,9 @@ class OnnxWhisperSession:
         import onnxruntime as ort
 
         self.states = tuple(states)
-        weights = encoder_weights(read_ct2_variables(model_bin), graph_depth(self.states))
+        depth = graph_depth(self.states)
+        needed = {source for _, source, _, _ in weight_layout(depth)}  # no unused layer is read
+        weights = encoder_weights(read_ct2_variables(model_bin, names=needed), depth)
         opts = ort.SessionOptions()
         opts.intra_op_num_threads = threads
         opts.inter_op_num_threads = 1

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from . import CliError
 from ..features import ANCHORS
-from .training import add_encoder_arguments
+from .training import add_encoder_arguments, encoder_options
 
 
 def _cmd_features(args: argparse.Namespace) -> int:
@@ -95,12 +95,12 @@ def _cmd_datasets_extract(args: argparse.Namespace) -> int:
     from ..features import FeatureConfig
     from ..datasets import load_records
     from ..frontends import extract_inputs
-    from .training import encoder_options
 
     records, _ = load_records(args.data)
     options = encoder_options(args) or None
-    ex = extract_inputs(records, FeatureConfig(anchor=args.anchor, window_s=args.window_s), args.frontend, args.cache_dir,
-                        args.workers, not args.quiet, options=options)
+    config = FeatureConfig(anchor=args.anchor, window_s=args.window_s)
+    ex = extract_inputs(records, config, args.frontend, args.cache_dir, args.workers,
+                        not args.quiet, options=options)
     if ex.failures:
         print(failure_summary(ex.failures), file=sys.stderr)
     print(f"{len(ex.records)} of {len(records)} clips ready ({args.frontend}, "

@@ -69,8 +69,8 @@ def cmd_models(args: argparse.Namespace) -> int:
             line += f" {lat:>10.1f} ms" if isinstance(lat, float) else f"  {lat}"
         print(line)
     print("Size: the bundle folder; default also reads the Whisper-base encoder's first layers "
-          "(about 70 MB in memory) from the weight packages.\nCV: 5-fold cross-validation grouped by speaker (unseen voices), "
-          "as in each MODEL_CARD.md."
+          "(about 70 MB in memory) from the weight packages.\nCV: 5-fold cross-validation "
+          "grouped by speaker (unseen voices), as in each MODEL_CARD.md."
           + (" Latency: median of 10 predictions after one warm-up, this machine." if args.latency else ""))
     return 0
 
