@@ -83,6 +83,28 @@ def test_emodb_naming_skips_boredom(tmp_path):
     assert result.skipped == Counter({"emodb label 'boredom' has no project class": 1})
 
 
+def test_nemo_banglaser_turev_naming(tmp_path):
+    _touch(tmp_path, "nemo/samples/EB0_happiness_12.ogg", "nemo/samples/XY1_surprised_3.wav",
+           "banglaser/dataset/bser-03-01-02-01-01-03-16.ogg",
+           "banglaser/dataset/bser-01-01-04-02-03-01-15.ogg",
+           "turev/Sound Source/Calm/1234_sk_acik.ogg", "turev/Sound Source/Sad/7895_hl_ogul1.ogg")
+    result = scan(tmp_path)
+    assert not result.skipped
+    r = _one(result, "EB0_happiness_12")
+    assert (r.corpus, r.language, r.speaker, r.gender, r.label) == (
+        "nemo", "pl", "nemo:EB0", "female", "happy")
+    assert (_one(result, "XY1_surprised_3").gender, _one(result, "XY1_surprised_3").label) == (
+        None, "surprise")  # an actor whose sex is not known here: no guess
+    r = _one(result, "bser-03-01-02-01-01-03-16")
+    assert (r.corpus, r.language, r.speaker, r.gender, r.label) == (
+        "banglaser", "bn", "banglaser:16", "female", "sad")  # code 02 is sad here, calm in RAVDESS
+    assert _one(result, "bser-01-01-04-02-03-01-15").label == "surprise"
+    r = _one(result, "1234_sk_acik")
+    assert (r.corpus, r.language, r.speaker, r.gender, r.label) == (
+        "turev-db", "tr", "turev-db:1234", None, "calm")
+    assert _one(result, "7895_hl_ogul1").label == "sad"
+
+
 def test_unknown_names_and_non_audio_are_counted(tmp_path):
     _touch(tmp_path, "misc/hello.wav", "notes.txt")
     result = scan(tmp_path)
@@ -123,5 +145,17 @@ def test_shared_corpora_counts(corpora):
     }
     assert summary["tess"]["files"] == 2800 and summary["tess"]["speakers"] == 2
     assert summary["tess"]["classes"] == {e: 400 for e in EMOTIONS if e != "calm"}
+    assert summary["nemo"] == {"files": 2862, "speakers": 6, "classes": {
+        "angry": 479, "fear": 466, "happy": 479, "neutral": 540, "sad": 499, "surprise": 399}}
+    assert summary["banglaser"]["files"] == 1106 and summary["banglaser"]["speakers"] == 26
+    assert summary["turev-db"]["classes"] == {"angry": 323, "calm": 244, "happy": 193, "sad": 319}
     assert not result.skipped  # including TESS's one clip named OA_ instead of OAF_
-    assert all(r.gender in ("male", "female") for r in result.records)
+    # TurEV-DB's release gives no speaker sex; every other corpus here has it.
+    assert all(r.gender in ("male", "female") for r in result.records if r.corpus != "turev-db")
+
+
+def test_new_corpora_names_agree_with_their_manifests(corpora):
+    for folder in ("nemo", "banglaser", "turev-db"):
+        by_name = {r.path: (r.label, r.gender) for r in scan(corpora / folder).records}
+        by_manifest = {r.path: (r.label, r.gender) for r in load_csv(corpora / folder / "manifest.csv").records}
+        assert by_name == by_manifest

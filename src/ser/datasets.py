@@ -189,6 +189,53 @@ def parse_tess(path: Path) -> Record | None:
     return Record(str(path), "tess", "en", f"tess:{speaker}", "female", code, _TESS_MAP[code])
 
 
+_NEMO = re.compile(r"^([A-Z]{2}\d)_(anger|fear|happiness|neutral|sadness|surprised)_(\d+)$")
+_NEMO_MAP = {"anger": "angry", "happiness": "happy", "sadness": "sad", "surprised": "surprise"}
+# Speaker sex of the nEMO actors (from the release's data.tsv, as carried by manifest.csv);
+# an actor not listed gets None rather than a guess.
+_NEMO_GENDER = {"EB0": "female", "KD0": "female", "MK0": "female",
+                "MP0": "male", "SM0": "male", "TP0": "male"}
+
+
+def parse_nemo(path: Path) -> Record | None:
+    m = _NEMO.match(path.stem)
+    if not m:
+        return None
+    speaker, code = m.group(1), m.group(2)
+    return Record(str(path), "nemo", "pl", f"nemo:{speaker}", _NEMO_GENDER.get(speaker),
+                  code, _NEMO_MAP.get(code, code))
+
+
+# BanglaSER keeps RAVDESS's seven fields with other emotion codes; its files are read with a
+# "bser-" prefix so that they can never be taken for RAVDESS (`ser datasets download banglaser`
+# and the shared copy name them so; original names need the manifest CSV).
+_BANGLA = re.compile(r"^bser-(0[1-3])-(01)-(0[1-5])-(0[12])-(0[1-3])-(0[1-3])-(\d\d)$")
+_BANGLA_EMOTIONS = {"01": "happy", "02": "sad", "03": "angry", "04": "surprise", "05": "neutral"}
+
+
+def parse_banglaser(path: Path) -> Record | None:
+    m = _BANGLA.match(path.stem)
+    if not m:
+        return None
+    speaker = int(m.group(7))
+    label = _BANGLA_EMOTIONS[m.group(3)]
+    return Record(str(path), "banglaser", "bn", f"banglaser:{speaker:02d}",
+                  "male" if speaker % 2 else "female", m.group(3), label)
+
+
+# TurEV-DB: Sound Source/<Emotion>/<speaker>_<code>_<word>; the code repeats the emotion.
+_TUREV = re.compile(r"^(\d{4})_(kz|sk|mt|hl)_(\w+)$")
+_TUREV_CODES = {"kz": "angry", "sk": "calm", "mt": "happy", "hl": "sad"}
+
+
+def parse_turev(path: Path) -> Record | None:
+    m = _TUREV.match(path.stem)
+    if not m:
+        return None
+    return Record(str(path), "turev-db", "tr", f"turev-db:{m.group(1)}", None,  # sex not released
+                  m.group(2), _TUREV_CODES[m.group(2)])
+
+
 #: Parsers by corpus, in the order they are tried (most specific naming first).
 PARSERS: dict[str, Callable[[Path], Record | None]] = {
     "ravdess": parse_ravdess,
@@ -197,6 +244,9 @@ PARSERS: dict[str, Callable[[Path], Record | None]] = {
     "tess": parse_tess,
     "savee": parse_savee,
     "emodb": parse_emodb,
+    "nemo": parse_nemo,
+    "banglaser": parse_banglaser,
+    "turev-db": parse_turev,
 }
 CORPORA = tuple(PARSERS)
 
@@ -340,6 +390,12 @@ CORPUS_INFO = {
               "research use with acknowledgement"},
     "savee": {"language": "English", "style": "acted", "licence": "see the corpus's own terms"},
     "emodb": {"language": "German", "style": "acted", "licence": "see the corpus's own terms"},
+    "nemo": {"language": "Polish", "style": "acted", "licence":
+             "CC BY-NC-SA 4.0 (non-commercial, share-alike)"},
+    "banglaser": {"language": "Bangla", "style": "acted (non-professional, phones and laptops)",
+                  "licence": "as published on Mendeley Data t9h6p943xy"},
+    "turev-db": {"language": "Turkish", "style": "acted single words", "licence":
+                 "CC BY-NC-ND 4.0 (non-commercial)"},
 }
 
 
