@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import pytest
+
 import json
 
 from ser.cli import main
@@ -47,16 +49,18 @@ def test_datasets_scan(tmp_path, capsys):
     assert main(["datasets", "scan", str(tmp_path / "nowhere")]) == 1
 
 
-def test_ser_predict_imports_neither_torch_nor_numba():
-    """The serving path (CLI parsing included) stays on NumPy, soundfile/PyAV and ONNX Runtime;
-    the default's encoder runs on ONNX Runtime too (no CTranslate2, no onnx package)."""
+@pytest.mark.parametrize("model", ["default", "light", "reference"])
+def test_ser_predict_imports_neither_torch_nor_numba(model):
+    """The serving path (CLI parsing included) stays on NumPy, soundfile/PyAV and ONNX Runtime
+    for every shipped model: the default's encoder runs on ONNX Runtime (no CTranslate2, no
+    onnx package), the hand-made features on NumPy (no librosa, so no numba to compile)."""
     import subprocess
     import sys
 
     code = (
         "import sys; from ser.cli import main; "
         "from importlib.resources import files; "
-        "rc = main(['predict', str(files('ser') / 'examples' / 'speech_example.wav')]); "
+        f"rc = main(['predict', '--model', '{model}', str(files('ser') / 'examples' / 'speech_example.wav')]); "
         "heavy = sorted(m for m in sys.modules if m.split('.')[0] in ('torch', 'numba', 'librosa', 'sklearn', 'ctranslate2', 'onnx')); "
         "assert rc == 0 and not heavy, heavy"
     )

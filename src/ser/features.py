@@ -12,6 +12,8 @@ Choices settled by measurement (``benchmarks/features.py``, ``benchmarks/bandwid
   harmonic/percussive separation), which costs about 10x all other features together. Tonnetz
   is a fixed linear projection of chroma, so we project the chroma we already have.
 * **Fixed tuning** (0 cents) for chroma: per-clip tuning estimation is slow and on speech noisy.
+* **NumPy only** (:mod:`ser.dsp`): the same numbers as librosa (tests compare), without importing
+  numba, which cost the hand-made-feature models seconds per start and 200 MB.
 """
 
 from __future__ import annotations
@@ -20,12 +22,14 @@ import dataclasses
 import hashlib
 import json
 from dataclasses import dataclass
-from functools import lru_cache
 
 import numpy as np
 
 from .common import ConfigError
-from .dsp import mel_filters, power_spectrogram, power_to_db
+from .dsp import (
+    chroma_filters, dct_matrix, delta, magnitude_spectrogram, mel_filters, power_spectrogram, power_to_db,
+    spectral_contrast, tonnetz,
+)
 
 FEATURE_VERSION = 1  # bump when the computation changes, so caches and bundles notice
 
@@ -110,68 +114,37 @@ class FeatureConfig:
         return hashlib.sha256(self.to_json().encode()).hexdigest()[:16]
 
 
-@lru_cache(maxsize=8)
-def _filter_banks(config: FeatureConfig) -> tuple[np.ndarray, np.ndarray]:
-    import librosa
-
-    mel = librosa.filters.mel(
-        sr=config.sample_rate,
-        n_fft=config.n_fft,
-        n_mels=config.n_mels,
-        fmin=config.fmin,
-        fmax=config.fmax,
-    ).astype(np.float32)
-    chroma = librosa.filters.chroma(sr=config.sample_rate, n_fft=config.n_fft, tuning=0.0).astype(
-        np.float32
-    )
-    return mel, chroma
-
-
-def _stft_magnitude(y: np.ndarray, config: FeatureConfig) -> np.ndarray:
-    """|STFT|, centred with reflect padding as librosa does; (freq, frames) float32."""
-    import librosa
-
-    return np.abs(
-        librosa.stft(y, n_fft=config.n_fft, hop_length=config.hop_length, window="hann")
-    ).astype(np.float32)
-
-
 def features_from_waveform(y: np.ndarray, config: FeatureConfig) -> np.ndarray:
     """Compute the (frames x n_features) matrix of a waveform at ``config.sample_rate``.
 
+    NumPy only (:mod:`ser.dsp`; the tests compare every block with librosa), so the
+    hand-made-feature models start as fast as the default: no numba to import or compile.
     The waveform is not windowed here: see :mod:`ser.windows`.
     """
-    import librosa
-
     y = np.ascontiguousarray(y, dtype=np.float32)
-    mel_fb, chroma_fb = _filter_banks(config)
-    magnitude = _stft_magnitude(y, config)
+    magnitude = magnitude_spectrogram(y, config.n_fft, config.hop_length)
     power = magnitude**2
-
-    mel = mel_fb @ power
-    log_mel = librosa.power_to_db(mel, ref=1.0, top_db=None)  # absolute dB keeps loudness
-    mfcc = librosa.feature.mfcc(S=log_mel, n_mfcc=config.n_mfcc)
-    delta = librosa.feature.delta(mfcc, mode="nearest")
-    chroma = chroma_fb @ power
+    mel = _mel_bank(config) @ power
+    log_mel = power_to_db(mel)  # absolute dB (reference 1.0, no top_db): keeps loudness
+    mfcc = dct_matrix(config.n_mfcc, config.n_mels) @ log_mel
+    mfcc_delta = delta(mfcc)
+    chroma = chroma_filters(config.sample_rate, config.n_fft) @ power
     chroma = chroma / np.maximum(chroma.max(axis=0, keepdims=True), 1e-10)
-    contrast = librosa.feature.spectral_contrast(
-        S=magnitude,
-        sr=config.sample_rate,
-        n_fft=config.n_fft,
-        fmin=config.contrast_fmin,
-        n_bands=config.contrast_bands,
-    )
-    tonnetz = librosa.feature.tonnetz(chroma=chroma)
-    matrix = np.concatenate([mfcc, delta, chroma, log_mel, contrast, tonnetz], axis=0)
+    contrast = spectral_contrast(magnitude, config.sample_rate, config.n_fft,
+                                 config.contrast_fmin, config.contrast_bands)
+    matrix = np.concatenate([mfcc, mfcc_delta, chroma, log_mel, contrast, tonnetz(chroma)], axis=0)
     return np.ascontiguousarray(matrix.T, dtype=np.float32)
+
+
+def _mel_bank(config: FeatureConfig) -> np.ndarray:
+    return mel_filters(config.sample_rate, config.n_fft, config.n_mels, config.fmin,
+                       config.fmax if config.fmax is not None else config.sample_rate / 2)
 
 
 def log_mel_spectrogram(y: np.ndarray, config: FeatureConfig) -> np.ndarray:
     """The log-mel block of the features (n_mels, frames) in dB, for display; NumPy only, so
     the app need not import librosa's feature modules."""
-    fb = mel_filters(config.sample_rate, config.n_fft, config.n_mels, config.fmin,
-                     config.fmax if config.fmax is not None else config.sample_rate / 2)
-    return power_to_db(fb @ power_spectrogram(y, config.n_fft, config.hop_length))
+    return power_to_db(_mel_bank(config) @ power_spectrogram(y, config.n_fft, config.hop_length))
 
 
 def clip_features(y: np.ndarray, config: FeatureConfig) -> np.ndarray:
