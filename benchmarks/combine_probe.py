@@ -12,7 +12,7 @@ import numpy as np
 from sklearn.linear_model import LogisticRegression
 from sklearn.preprocessing import StandardScaler
 
-from ser.encoders import extract_embeddings
+from ser.extraction import extract_embeddings
 from ser.extraction import extract
 from ser.features import FeatureConfig
 from ser.datasets import load_records

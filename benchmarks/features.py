@@ -24,7 +24,8 @@ from threadpoolctl import threadpool_limits
 from ser.audio import load_audio
 from ser.datasets import scan
 from ser.extraction import extract
-from ser.features import FeatureConfig, clip_features
+from ser.features import FeatureConfig
+from ser.windows import clip_features
 from common import CORPORA
 
 

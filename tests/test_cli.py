@@ -95,3 +95,49 @@ def test_fallback_to_the_light_model_is_one_warning_line(tmp_path):
     assert run.returncode == 0 and "speech_example.wav" in run.stdout
     assert run.stderr.startswith("ser: warning:") and "light hand-made-feature model" in run.stderr
     assert len(run.stderr.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize("argv,hidden,extra", [
+    (["serve"], "fastapi", "api"),
+    (["app"], "streamlit", "app"),
+    (["evaluate", "light", "NO_DATA"], "matplotlib", "train"),
+    (["tune", "NO_DATA", "--out", "OUT"], "optuna", "train"),
+    (["train", "NO_DATA", "--out", "OUT"], "torch", "train"),
+    (["cv", "NO_DATA", "--out", "OUT"], "torch", "train"),
+    (["train", "NO_DATA", "--out", "OUT", "--augment", "1"], "audiomentations", "train"),
+    (["datasets", "extract", "NO_DATA", "--frontend", "whisper-base", "--encoder-states", "3"],
+     "onnx", "train"),
+    (["predict", "NO_FILE", "--engine", "ray"], "ray", "ray"),
+    (["predict", "NO_FILE", "--format", "parquet", "--output", "OUT"], "pyarrow", "ray"),
+])
+def test_a_missing_extra_is_one_line_before_any_work(argv, hidden, extra, monkeypatch, capsys,
+                                                     tmp_path):
+    """Each command checks its extra first (the data paths here do not even exist, and nothing
+    is read): one line naming the extra and how to install it, exit status 1."""
+    import sys
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setitem(sys.modules, hidden, None)  # as if not installed: find_spec says None
+    assert main(argv) == 1
+    err = capsys.readouterr().err
+    assert err == (f"ser: error: ser {argv[0]} needs the {extra} extra: pip install 'ser[{extra}]' "
+                   f"(missing: {hidden})\n")
+    assert not (tmp_path / "OUT").exists()
+
+
+def test_every_option_has_help_and_shows_its_default():
+    import argparse
+
+    from ser.cli import all_parsers, build_parser
+
+    parsers = all_parsers(build_parser())
+    assert len(parsers) >= 12  # ser, predict, models, serve, app, train, ... datasets scan/extract
+    for parser in parsers:
+        for action in parser._actions:
+            assert action.help, f"{parser.prog} {action.option_strings or action.dest}: no help"
+    text = next(p for p in parsers if p.prog == "ser predict").format_help()
+    assert "(default: table)" in text and "(default: 5.0)" in text
+    assert "(default: None)" not in text and "(default: False)" not in text
+    serve = next(p for p in parsers if p.prog == "ser serve").format_help()
+    assert "TCP port to listen on (default: 8000)" in " ".join(serve.split())
+    assert isinstance(parsers[0], argparse.ArgumentParser)

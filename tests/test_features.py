@@ -4,8 +4,8 @@ import librosa
 import numpy as np
 import pytest
 
-from ser.features import FeatureConfig, clip_features, features_from_waveform
-from ser.windows import fit_window
+from ser.features import FeatureConfig, features_from_waveform
+from ser.windows import clip_features, fit_window
 
 from .conftest import tone
 

@@ -5,6 +5,8 @@ import json
 import subprocess
 import sys
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 import soundfile as sf
@@ -190,7 +192,24 @@ def test_shipped_models_by_name(tmp_path):
     assert resolve_model(None).name == "default"
     folder = tmp_path / "reference"
     folder.mkdir()
-    assert resolve_model(str(folder)) == folder  # an existing folder wins over a name
+    assert resolve_model(str(folder)) == folder  # a path with a separator is a path
+
+
+def test_names_resolve_before_folders_unless_clearly_a_path(tmp_path, monkeypatch):
+    """A folder called `light` in the working directory does not hide the shipped model; a
+    bundle saved as ./light stays reachable as ./light, or as light when it is a bundle."""
+    from ser.bundle import BundleError, resolve_model, shipped_bundle_path
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "light").mkdir()  # e.g. a folder of recordings
+    assert resolve_model("light") == shipped_bundle_path("light")
+    assert EmotionRecognizer.load("light").bundle.root == shipped_bundle_path("light")
+    assert resolve_model("./light") == Path("./light")
+    with pytest.raises(BundleError, match="no config.json"):
+        EmotionRecognizer.load("./light")
+    (tmp_path / "reference").mkdir()
+    (tmp_path / "reference" / "config.json").write_text("{}")  # holds a bundle: the folder
+    assert resolve_model("reference") == Path("reference")
     with pytest.raises(BundleError, match="ser models"):
         resolve_model("no-such-model")
     rec = EmotionRecognizer.load("light")

@@ -1,8 +1,6 @@
 """ser — speech emotion recognition."""
 
-__version__ = "0.1.0"
-
-EMOTIONS = ("angry", "calm", "disgust", "fear", "happy", "neutral", "sad", "surprise")
+from .common import EMOTIONS, __version__
 
 __all__ = ["EMOTIONS", "EmotionRecognizer", "Prediction", "__version__"]
 

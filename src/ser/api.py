@@ -35,7 +35,7 @@ from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import ClientDisconnect
 
-from . import EMOTIONS, __version__
+from .common import EMOTIONS, __version__
 from .audio import DEFAULT_MAX_DURATION_S, AudioError, AudioTooLongError
 from .inference import EmotionRecognizer
 

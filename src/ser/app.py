@@ -13,7 +13,7 @@ from importlib.resources import files
 import numpy as np
 import streamlit as st
 
-from ser import EMOTIONS
+from ser.common import EMOTIONS
 from ser.audio import DEFAULT_MAX_DURATION_S, AudioError, decode
 from ser.bundle import SHIPPED_MODELS
 from ser.datasets import describe_corpora

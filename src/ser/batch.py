@@ -25,7 +25,7 @@ import time
 from pathlib import Path
 from typing import Iterable, Iterator, Sequence
 
-from . import EMOTIONS
+from .common import EMOTIONS
 from .common import ConfigError
 from .audio import AudioError
 from .datasets import audio_files

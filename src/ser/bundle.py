@@ -14,15 +14,14 @@ clear :class:`BundleError` on any mismatch. No pickles anywhere.
 
 from __future__ import annotations
 
-import hashlib
 import json
+import os
 import warnings
 from dataclasses import dataclass
 from importlib.resources import files
 from pathlib import Path
 
-from . import EMOTIONS, __version__
-from .common import SerError
+from .common import EMOTIONS, SerError, __version__, sha256_file
 from .features import FEATURE_VERSION, FeatureConfig
 
 BUNDLE_FORMAT = 1
@@ -61,24 +60,21 @@ def light_bundle_path() -> Path:
 def resolve_model(model: str | Path | None) -> Path:
     """A shipped model's name (``default``, ``reference``, ``light``) or a bundle folder.
 
-    An existing folder wins over a name, so a bundle saved as ./reference stays reachable."""
+    A name wins over a folder of the same name in the working directory, unless the argument
+    is clearly a path: it contains a separator (``./light``) or names a bundle (a folder with a
+    ``config.json``)."""
     if model is None:
         return default_bundle_path()
+    text = str(model)
     path = Path(model)
+    clearly_a_path = ("/" in text or os.sep in text or (os.altsep or "/") in text
+                      or (path / "config.json").is_file())
+    if text in SHIPPED_MODELS and not clearly_a_path:
+        return shipped_bundle_path(text)
     if path.is_dir():
         return path
-    if str(model) in SHIPPED_MODELS:
-        return shipped_bundle_path(str(model))
     raise BundleError(f"{model}: neither a bundle folder nor a shipped model "
                       f"({', '.join(SHIPPED_MODELS)}; `ser models` lists them)")
-
-
-def sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from . import EMOTIONS
+from .common import EMOTIONS
 from .common import softmax
 from .bundle import load_torch_model, read_bundle, save_bundle
 from .train import fit, fit_temperature, predict_logits

@@ -15,7 +15,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Callable, Iterable
 
-from . import EMOTIONS
+from .common import EMOTIONS
 from .common import ConfigError
 
 AUDIO_SUFFIXES = {

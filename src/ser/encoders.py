@@ -22,8 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .bundle import sha256_file
-from .common import ConfigError, SerError, cache_root
+from .common import ConfigError, EncoderUnavailableError, cache_root, sha256_file
 from .dsp import mel_filters, power_spectrogram
 
 WHISPER_BASE_SHA256 = "d01c3014881c9c6f3133c182f3d2887eb6ca1c789a7538c5c007196857a0a6a9"
@@ -33,10 +32,6 @@ SAMPLE_RATE = 16_000
 N_FFT, HOP, N_MELS = 400, 160, 80
 #: Bump when the embedding computation changes: caches and bundles notice.
 ENCODER_VERSION = 1
-
-
-class EncoderUnavailableError(SerError, RuntimeError):
-    """The encoder's packages are missing or its model file fails verification."""
 
 
 #: Every state the ONNX runtime can return (see :mod:`ser.whisper_onnx`); 6 is the final layer.
@@ -273,70 +268,3 @@ def load_encoder(config: EncoderConfig, threads: int | None = None, graph: bytes
     if config.runtime == "onnx":
         return OnnxEncoder(config, threads, graph)
     return WhisperEncoder(config, threads)
-
-
-def extract_embeddings(
-    records,
-    feature_config,
-    encoder_config: EncoderConfig = EncoderConfig(),
-    *,
-    cache_dir=None,
-    variant: str | None = None,
-    progress: bool = True,
-    batch_size: int = 16,
-):
-    """Pooled encoder embeddings of corpus clips (cached per file like the features).
-
-    Each clip is placed in its window exactly as for the hand-made features
-    (``feature_config.window_s`` and ``anchor``). On ONNX every state is cached at once and the
-    configured ones selected, so trying other states costs no second pass. Returns an
-    :class:`ser.extraction.Extraction` whose ``features`` are (n_ok, dim).
-    """
-    import json
-    from dataclasses import replace
-
-    from tqdm.auto import tqdm
-
-    from ._clipcache import collect, read_clip, resolve_cache_dir, store
-
-    cache = resolve_cache_dir(cache_dir)
-    cached_config = replace(encoder_config, states=encoder_config.cached_states)
-    # Everything that changes the embedding: the encoder, and the window placement (whose
-    # trimming uses n_fft and hop_length).
-    key = (json.dumps({"encoder": cached_config.to_dict(), "window_s": feature_config.window_s,
-                       "anchor": feature_config.anchor, "sr": SAMPLE_RATE,
-                       "trim_top_db": feature_config.trim_top_db, "n_fft": feature_config.n_fft,
-                       "hop_length": feature_config.hop_length}, sort_keys=True), variant or "")
-    encoder = None
-    outcomes: list = [None] * len(records)
-    pending: list[tuple[int, np.ndarray, Path | None]] = []
-
-    def flush():
-        nonlocal encoder
-        if not pending:
-            return
-        if encoder is None:
-            encoder = load_encoder(cached_config)
-        vectors = encoder.embed(np.stack([w for _, w, _ in pending]), batch_size=batch_size,
-                                whole=feature_config.anchor == "whole")
-        for (i, _, target), vec in zip(pending, vectors):
-            outcomes[i] = ("ok", vec, False)
-            store(target, vec)
-        pending.clear()
-
-    for i, record in enumerate(tqdm(records, desc="embeddings", unit="clip", disable=not progress,
-                                    leave=False)):
-        outcome, window, target = read_clip(record.path, feature_config, cache, key, variant)
-        if outcome is not None:
-            outcomes[i] = outcome
-            continue
-        pending.append((i, window, target))
-        if len(pending) >= batch_size:
-            flush()
-    flush()
-    ex = collect(records, outcomes, (0, cached_config.dim))
-    if cached_config.states != encoder_config.states:
-        rows = [cached_config.states.index(s) for s in encoder_config.states]
-        ex.features = np.ascontiguousarray(
-            ex.features.reshape(len(ex.features), -1, 1024)[:, rows].reshape(len(ex.features), -1))
-    return ex

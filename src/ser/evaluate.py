@@ -10,7 +10,7 @@ from typing import Sequence
 
 import numpy as np
 
-from . import EMOTIONS
+from .common import EMOTIONS
 from .common import ConfigError
 from .datasets import Record
 from .splits import labels_of

@@ -1,4 +1,7 @@
-"""Corpus feature extraction: parallel workers, a progress bar and an on-disk cache.
+"""Corpus extraction: what each clip becomes as model input, with a progress bar and an
+on-disk cache — hand-made features in parallel worker processes (:func:`extract`), or pooled
+encoder states in batches (:func:`extract_embeddings`; the encoder is called from here, it
+knows nothing of corpora or caches).
 
 The cache key is the sha256 of the file's bytes, the feature config hash, the augmentation
 variant and settings and the speech gate's version (see :mod:`ser._clipcache`), so renaming a
@@ -8,17 +11,21 @@ Entries are plain ``.npy`` arrays (loaded with ``allow_pickle=False``).
 
 from __future__ import annotations
 
+import json
 import os
 from concurrent.futures import ProcessPoolExecutor
+from dataclasses import replace
 from pathlib import Path
 from typing import Sequence
 
+import numpy as np
 from threadpoolctl import threadpool_limits
 
 from ._clipcache import (  # noqa: F401  (Extraction and the cache folder are part of the API)
     Extraction, Outcome, collect, default_cache_dir, read_clip, resolve_cache_dir, store,
 )
 from .datasets import Record
+from .encoders import SAMPLE_RATE, EncoderConfig, load_encoder
 from .features import FeatureConfig, features_from_waveform
 
 
@@ -75,6 +82,68 @@ def extract(
                 bar.update()
     bar.close()
     return collect(records, outputs, (0, config.n_frames, config.n_features))
+
+
+def extract_embeddings(
+    records,
+    feature_config,
+    encoder_config: EncoderConfig = EncoderConfig(),
+    *,
+    cache_dir=None,
+    variant: str | None = None,
+    progress: bool = True,
+    batch_size: int = 16,
+):
+    """Pooled encoder embeddings of corpus clips (cached per file like the features).
+
+    Each clip is placed in its window exactly as for the hand-made features
+    (``feature_config.window_s`` and ``anchor``). On ONNX every state is cached at once and the
+    configured ones selected, so trying other states costs no second pass. Returns an
+    :class:`Extraction` whose ``features`` are (n_ok, dim).
+    """
+    from tqdm.auto import tqdm
+
+    cache = resolve_cache_dir(cache_dir)
+    cached_config = replace(encoder_config, states=encoder_config.cached_states)
+    # Everything that changes the embedding: the encoder, and the window placement (whose
+    # trimming uses n_fft and hop_length).
+    key = (json.dumps({"encoder": cached_config.to_dict(), "window_s": feature_config.window_s,
+                       "anchor": feature_config.anchor, "sr": SAMPLE_RATE,
+                       "trim_top_db": feature_config.trim_top_db, "n_fft": feature_config.n_fft,
+                       "hop_length": feature_config.hop_length}, sort_keys=True), variant or "")
+    encoder = None
+    outcomes: list = [None] * len(records)
+    pending: list[tuple[int, np.ndarray, Path | None]] = []
+
+    def flush():
+        nonlocal encoder
+        if not pending:
+            return
+        if encoder is None:
+            encoder = load_encoder(cached_config)
+        vectors = encoder.embed(np.stack([w for _, w, _ in pending]), batch_size=batch_size,
+                                whole=feature_config.anchor == "whole")
+        for (i, _, target), vec in zip(pending, vectors):
+            outcomes[i] = ("ok", vec, False)
+            store(target, vec)
+        pending.clear()
+
+    for i, record in enumerate(tqdm(records, desc="embeddings", unit="clip", disable=not progress,
+                                    leave=False)):
+        outcome, window, target = read_clip(record.path, feature_config, cache, key, variant)
+        if outcome is not None:
+            outcomes[i] = outcome
+            continue
+        pending.append((i, window, target))
+        if len(pending) >= batch_size:
+            flush()
+    flush()
+    ex = collect(records, outcomes, (0, cached_config.dim))
+    if cached_config.states != encoder_config.states:
+        rows = [cached_config.states.index(s) for s in encoder_config.states]
+        ex.features = np.ascontiguousarray(
+            ex.features.reshape(len(ex.features), -1, 1024)[:, rows].reshape(len(ex.features), -1))
+    return ex
 
 
 def failure_summary(failures: Sequence[tuple[Record, str]]) -> str:

@@ -145,10 +145,3 @@ def log_mel_spectrogram(y: np.ndarray, config: FeatureConfig) -> np.ndarray:
     """The log-mel block of the features (n_mels, frames) in dB, for display; NumPy only, so
     the app need not import librosa's feature modules."""
     return power_to_db(_mel_bank(config) @ power_spectrogram(y, config.n_fft, config.hop_length))
-
-
-def clip_features(y: np.ndarray, config: FeatureConfig) -> np.ndarray:
-    """Features of a short clip placed in one window: (config.n_frames, config.n_features)."""
-    from .windows import fit_window  # windows imports this module: a cycle at import time
-
-    return features_from_waveform(fit_window(y, config), config)

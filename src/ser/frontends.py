@@ -18,8 +18,8 @@ from typing import Sequence
 import numpy as np
 
 from .common import ConfigError
-from .encoders import EncoderConfig, extract_embeddings
-from .extraction import extract
+from .encoders import EncoderConfig
+from .extraction import extract, extract_embeddings
 
 
 @dataclass(frozen=True)

@@ -27,8 +27,7 @@ import numpy as np
 from .audio import DEFAULT_MAX_DURATION_S, AudioError, AudioSource, decode
 from .bundle import BundleInfo, default_bundle_path, light_bundle_path, read_bundle, resolve_model
 from .classifier import OnnxClassifier
-from .common import NO_SPEECH
-from .encoders import EncoderUnavailableError
+from .common import NO_SPEECH, EncoderUnavailableError
 from .frontends import FRONTENDS, frontend_of
 from .features import FeatureConfig
 from .windows import DEFAULT_MAX_CLIP_S, analysis_units

@@ -12,7 +12,7 @@ from typing import Sequence
 
 import numpy as np
 
-from . import EMOTIONS
+from .common import EMOTIONS
 from .classifier import TrainedClassifier
 from .common import ConfigError
 from .datasets import Record, load_records, summarise

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from . import EMOTIONS
+from .common import EMOTIONS
 from .architectures import ARCHITECTURES, full_arch
 from .augment import mask_features
 from .checkpoint import Checkpoint

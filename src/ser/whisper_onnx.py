@@ -24,7 +24,7 @@ from typing import Collection
 
 import numpy as np
 
-from .common import ConfigError
+from .common import ConfigError, EncoderUnavailableError
 
 N_LAYERS, D_MODEL, N_HEADS, N_MELS = 6, 512, 8, 80
 FINAL = N_LAYERS  # the state after the last layer's final layer norm
@@ -116,8 +116,6 @@ def build_graph(states: tuple[int, ...]) -> bytes:
         import onnx
         from onnx import TensorProto, helper
     except ImportError:
-        from .encoders import EncoderUnavailableError
-
         raise EncoderUnavailableError(
             "building the encoder graph needs the onnx package (training extra): "
             "pip install 'ser[train]'; a trained bundle carries its graph") from None

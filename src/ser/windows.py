@@ -21,7 +21,7 @@ import numpy as np
 
 from . import vad
 from .common import ConfigError
-from .features import FeatureConfig
+from .features import FeatureConfig, features_from_waveform
 
 #: Input up to this long is one clip, like a corpus utterance (RAVDESS, CREMA-D and TESS clips
 #: are at most about 5 s; EMOVO's reach 14 s and are analysed as recordings).
@@ -133,3 +133,8 @@ def analysis_units(y: np.ndarray, config: FeatureConfig, max_clip_s: float = DEF
         unit = clip_unit(y, config, vad_config)
         return [unit] if unit.speech else []
     return recording_units(y, config, vad_config)
+
+
+def clip_features(y: np.ndarray, config: FeatureConfig) -> np.ndarray:
+    """Hand-made features of a short clip placed in one window: (config.n_frames, config.n_features)."""
+    return features_from_waveform(fit_window(y, config), config)

@@ -9,12 +9,11 @@ from __future__ import annotations
 import argparse
 import sys
 
-from .. import __version__
+from ..common import __version__
 from ..common import SerError
+from .base import CliError, check_needs
 
-
-class CliError(SerError):
-    """An expected failure reported as one line."""
+__all__ = ["CliError", "build_parser", "main"]
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -24,10 +23,34 @@ def build_parser() -> argparse.ArgumentParser:
         prog="ser", description="Speech emotion recognition: eight emotions from speech."
     )
     parser.add_argument("--version", action="version", version=f"ser {__version__}")
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND",
+                                help="run `ser COMMAND --help` for its options")
     for module in (predict, serving, training, data):
         module.add_parsers(sub)
+    for command in all_parsers(parser):
+        command.formatter_class = DefaultsHelpFormatter
     return parser
+
+
+class DefaultsHelpFormatter(argparse.HelpFormatter):
+    """Help that shows each option's default where it has one (not None, not a bare flag)."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        if ("%(default)" in text or action.default in (None, False, argparse.SUPPRESS)
+                or not action.option_strings or isinstance(action.default, bool)):
+            return text
+        return f"{text} (default: %(default)s)"
+
+
+def all_parsers(parser: argparse.ArgumentParser) -> list[argparse.ArgumentParser]:
+    """The parser and every sub-command's parser, depth first."""
+    found = [parser]
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for child in dict.fromkeys(action.choices.values()):
+                found += all_parsers(child)
+    return found
 
 
 def _one_line_warning(message, category, filename, lineno, line=None) -> str:
@@ -44,6 +67,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help()
         return 2
     try:
+        check_needs(args.command, args, getattr(args, "needs", None))  # before any work
         return int(args.func(args) or 0)
     except (SerError, FileNotFoundError, PermissionError, IsADirectoryError) as exc:
         # Expected failures only: a bug anywhere else keeps its traceback.

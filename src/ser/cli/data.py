@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 
-from . import CliError
+from .base import CliError, encoder_needs
 from ..features import ANCHORS
 from .training import add_encoder_arguments, encoder_options
 
@@ -108,29 +108,54 @@ def _cmd_datasets_extract(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_datasets_download(args: argparse.Namespace) -> int:
+    from ..download import download_corpus
+
+    for name in args.names:
+        report = download_corpus(name, args.to, mirror=args.mirror, progress=not args.quiet)
+        extra = f", {report.unverified} more not in the manifest" if report.unverified else ""
+        gone = f", {len(report.missing)} listed but not in the release" if report.missing else ""
+        print(f"{name}: {report.verified} files checked against their sha256{extra}{gone} "
+              f"in {report.folder} ({report.downloaded_bytes / 1e6:.1f} MB downloaded)")
+    return 0
+
+
 def add_parsers(sub) -> None:
     p = sub.add_parser("features", help="compute the feature matrix of an audio file")
-    p.add_argument("file", type=Path)
+    p.add_argument("file", type=Path, help="an audio file")
     p.add_argument("--windows", action="store_true",
                    help="features of each window `ser predict` analyses (utterances of long input)")
     p.add_argument("--json", action="store_true", help="print JSON")
     p.set_defaults(func=_cmd_features)
 
     p = sub.add_parser("datasets", help="inspect corpora")
-    dsub = p.add_subparsers(dest="datasets_command", metavar="ACTION", required=True)
+    dsub = p.add_subparsers(dest="datasets_command", metavar="ACTION", required=True,
+                            help="run `ser datasets ACTION --help` for its options")
     q = dsub.add_parser("scan", help="count files per corpus, class and speaker")
-    q.add_argument("dir", type=Path)
+    q.add_argument("dir", type=Path, help="a folder of corpora, read by their file naming")
     q.add_argument("--corpus", default=None, help="only this corpus's naming")
     q.add_argument("--speakers", action="store_true", help="list files per speaker")
     q.add_argument("--json", action="store_true", help="print JSON")
     q.set_defaults(func=_cmd_datasets_scan)
     q = dsub.add_parser("extract", help="compute and cache model inputs for corpora")
     q.add_argument("data", nargs="+", type=Path, help="corpus folders or CSV files")
-    q.add_argument("--frontend", choices=("handcrafted", "whisper-base"), default="handcrafted")
-    q.add_argument("--anchor", choices=ANCHORS, default="speech")
-    q.add_argument("--window-s", type=float, default=3.0)
+    q.add_argument("--frontend", choices=("handcrafted", "whisper-base"), default="handcrafted",
+                   help="model inputs: hand-made features or Whisper-base states")
+    q.add_argument("--anchor", choices=ANCHORS, default="speech",
+                   help="window placement (see `ser train --help`)")
+    q.add_argument("--window-s", type=float, default=3.0, help="window length in seconds")
     add_encoder_arguments(q)
     q.add_argument("--cache-dir", type=Path, default=None, help="feature cache folder")
     q.add_argument("--workers", type=int, default=None, help="parallel worker processes")
     q.add_argument("--quiet", action="store_true", help="no progress bars")
-    q.set_defaults(func=_cmd_datasets_extract)
+    q.set_defaults(func=_cmd_datasets_extract, needs=encoder_needs)
+    q = dsub.add_parser("download", help="download public corpora (RAVDESS, CREMA-D, TESS) "
+                        "into the layout the readers expect, checked file by file")
+    q.add_argument("names", nargs="+", metavar="NAME",
+                   help="corpora: ravdess, crema-d, tess (emovo has no public download)")
+    q.add_argument("--to", type=Path, default=Path("corpora"),
+                   help="folder that receives one sub-folder per corpus")
+    q.add_argument("--mirror", default=None,
+                   help="base URL of a mirror with the same files, instead of the public source")
+    q.add_argument("--quiet", action="store_true", help="no progress bars")
+    q.set_defaults(func=_cmd_datasets_download)

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from ..audio import FILE_MAX_DURATION_S
 from ..common import ConfigError
+from .base import EXTRAS, needs
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
@@ -103,16 +104,20 @@ def add_parsers(sub) -> None:
     p.add_argument("paths", nargs="*", help="files, folders, globs or URIs")
     p.add_argument("--from-list", type=Path, default=None,
                    help="a text file listing paths or URIs, one a line")
-    p.add_argument("--format", choices=("table", "json", "jsonl", "csv", "parquet"), default="table")
+    p.add_argument("--format", choices=("table", "json", "jsonl", "csv", "parquet"), default="table",
+                   help="table: one line a file for people; json/jsonl: every field (segments, "
+                        "shares, warnings); csv: flat columns; parquet: needs the ray extra")
     p.add_argument("--output", type=Path, help="write results to this file")
     p.add_argument("--resume", action="store_true",
                    help="skip files already done in an earlier run with the same --output")
     p.add_argument("--engine", choices=("local", "ray"), default="local",
                    help="local process pool, or Ray Data (pip install 'ser[ray]')")
     p.add_argument("--address", default=None,
-                   help="Ray cluster to join (auto, ray://host:10001); default: start one here")
+                   help="Ray cluster to join (auto, or HOST:PORT of its head); default: start one here")
     p.add_argument("--actors", type=int, default=None, help="Ray actors (default: CPUs / 2)")
-    p.add_argument("--cpus-per-actor", type=float, default=None)
+    p.add_argument("--cpus-per-actor", type=float, default=None,
+                   help="CPUs Ray reserves per actor (default: up to 1, leaving half a CPU for "
+                        "Ray's read tasks)")
     p.add_argument("--model", default=None,
                    help="a shipped model's name (default, reference, light; see `ser models`) "
                         "or a bundle folder")
@@ -120,5 +125,15 @@ def add_parsers(sub) -> None:
                    help="input up to this long (s) is one clip; longer is cut into utterances")
     p.add_argument("--max-duration", type=float, default=FILE_MAX_DURATION_S,
                    help="longest input (s)")
-    p.add_argument("--workers", type=int, default=None)
-    p.set_defaults(func=cmd_predict)
+    p.add_argument("--workers", type=int, default=None,
+                   help="local engine: worker processes that decode (default: CPUs, at most 4)")
+    p.set_defaults(func=cmd_predict, needs=_predict_needs)
+
+
+def _predict_needs(args: argparse.Namespace) -> list:
+    wanted = []
+    if args.engine == "ray":
+        wanted.append(("ray", EXTRAS["ray"]))
+    elif args.format == "parquet":
+        wanted.append(("ray", ("pyarrow",)))
+    return wanted

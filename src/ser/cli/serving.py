@@ -6,6 +6,7 @@ import argparse
 import sys
 
 from ..audio import DEFAULT_MAX_DURATION_S
+from .base import needs
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
@@ -40,10 +41,11 @@ def cmd_app(args: argparse.Namespace) -> int:
 def _add_server_args(p: argparse.ArgumentParser, port: int) -> None:
     """What `ser serve` and `ser app` share: where to listen, which model, upload limit."""
     p.add_argument("--host", default="127.0.0.1", help="listen address (default loopback)")
-    p.add_argument("--port", type=int, default=port)
+    p.add_argument("--port", type=int, default=port, help="TCP port to listen on")
     p.add_argument("--model", default=None,
                    help="a shipped model's name (default, reference, light) or a bundle folder")
-    p.add_argument("--max-upload-mb", type=float, default=25.0)
+    p.add_argument("--max-upload-mb", type=float, default=25.0,
+                   help="largest upload accepted (MB); larger files get a clear refusal")
 
 
 def add_parsers(sub) -> None:
@@ -56,8 +58,8 @@ def add_parsers(sub) -> None:
     p.add_argument("--max-jobs", type=int, default=8, help="jobs queued or running at once")
     p.add_argument("--timeout", type=float, default=60.0, help="per-request limit (s)")
     p.add_argument("--max-concurrency", type=int, default=2, help="concurrent analyses")
-    p.set_defaults(func=cmd_serve)
+    p.set_defaults(func=cmd_serve, needs=needs("api"))
 
     p = sub.add_parser("app", help="start the Streamlit web app")
     _add_server_args(p, port=8501)
-    p.set_defaults(func=cmd_app)
+    p.set_defaults(func=cmd_app, needs=needs("app"))

@@ -8,6 +8,7 @@ from pathlib import Path
 
 from ..common import ConfigError
 from ..features import ANCHORS
+from .base import EXTRAS, encoder_needs, needs
 
 
 def encoder_options(args: argparse.Namespace) -> dict:
@@ -172,7 +173,8 @@ def _add_training_args(p: argparse.ArgumentParser) -> None:
                    help="'adam': the reference's plain Adam; 'logistic': a linear head on pooled "
                         "encoder vectors solved by L-BFGS")
     p.add_argument("--patience", type=int, default=6, help="early-stopping patience (epochs)")
-    p.add_argument("--label-smoothing", type=float, default=0.1)
+    p.add_argument("--label-smoothing", type=float, default=0.1,
+                   help="share of each target spread over the other classes (0: the reference)")
     p.add_argument("--no-mask", action="store_true", help="no time/feature masking in training")
     p.add_argument("--device", default="auto", help="auto (CUDA if available), cpu or cuda")
     p.add_argument("--precision", choices=("fp32", "bf16"), default="fp32",
@@ -188,7 +190,7 @@ def _add_training_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--window-s", type=float, default=3.0,
                    help="window length in seconds (with --anchor whole: the longest utterance "
                         "analysed at once)")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, default=0, help="seed of splits, initialisation and shuffling")
     _add_common(p)
 
 
@@ -203,42 +205,64 @@ def add_parsers(sub) -> None:
 
     p = sub.add_parser("train", help="train a model and write a bundle")
     _add_training_args(p)
-    p.add_argument("--protocol", choices=("speaker", "random"), default="speaker")
-    p.add_argument("--test-fraction", type=float, default=None)
+    p.add_argument("--protocol", choices=("speaker", "random"), default="speaker",
+                   help="speaker: test and validation speakers never heard in training; random: "
+                        "the reference's stratified split of files (voices shared)")
+    p.add_argument("--test-fraction", type=float, default=None,
+                   help="share held out for the test report (default 0.15 of speakers, 0.2 of "
+                        "files; 0 trains on everything but the validation part)")
     p.add_argument("--time-budget", type=float, default=None, help="stop training after N s")
     p.add_argument("--resume", action="store_true",
                    help="continue from the last epoch's checkpoint in --out")
     p.add_argument("--cv-report", type=Path, default=None,
                    help="cv.json of `ser cv` with the same settings, reported in the model card")
-    p.set_defaults(func=cmd_train)
+    p.set_defaults(func=cmd_train, needs=_training_needs)
 
     p = sub.add_parser("evaluate", help="evaluate a model bundle on labelled data")
     p.add_argument("model", help="a shipped model's name or a bundle folder")
-    p.add_argument("data", nargs="+", type=Path)
-    p.add_argument("--out", type=Path, default=Path("evaluation"))
+    p.add_argument("data", nargs="+", type=Path, help="labelled corpus folders or CSV files")
+    p.add_argument("--out", type=Path, default=Path("evaluation"),
+                   help="folder for report.json and the confusion matrices")
     _add_common(p)
-    p.set_defaults(func=cmd_evaluate)
+    p.set_defaults(func=cmd_evaluate, needs=needs(train=("sklearn", "matplotlib")))
 
     p = sub.add_parser("cv", help="k-fold cross-validation grouped by speaker")
     _add_training_args(p)
-    p.add_argument("--folds", type=int, default=5)
-    p.set_defaults(func=cmd_cv)
+    p.add_argument("--folds", type=int, default=5, help="folds; each holds out its own speakers")
+    p.set_defaults(func=cmd_cv, needs=_training_needs)
 
     p = sub.add_parser("tune", help="hyperparameter search (Optuna) on validation speakers")
-    p.add_argument("data", nargs="+", type=Path)
-    p.add_argument("--out", type=Path, required=True)
-    p.add_argument("--trials", type=int, default=20)
+    p.add_argument("data", nargs="+", type=Path, help="corpus folders or CSV files")
+    p.add_argument("--out", type=Path, required=True,
+                   help="folder for best_params.json and the trials")
+    p.add_argument("--trials", type=int, default=20, help="Optuna trials")
     p.add_argument("--timeout", type=float, default=None, help="search budget in seconds")
-    p.add_argument("--epochs", type=int, default=15)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--anchor", choices=ANCHORS, default="speech")
-    p.add_argument("--frontend", choices=FRONTENDS, default="handcrafted")
+    p.add_argument("--epochs", type=int, default=15, help="maximum epochs per trial")
+    p.add_argument("--seed", type=int, default=0, help="seed of the split and the sampler")
+    p.add_argument("--anchor", choices=ANCHORS, default="speech",
+                   help="window placement (see `ser train --help`)")
+    p.add_argument("--frontend", choices=FRONTENDS, default="handcrafted",
+                   help="model inputs: hand-made features or Whisper-base states")
     p.add_argument("--arch", choices=("reference_lstm", "conv_attention"), default=None,
                    help="search this architecture only (hand-made features)")
-    p.add_argument("--optimizer", choices=("adamw", "adam"), default="adamw")
-    p.add_argument("--label-smoothing", type=float, default=0.1)
+    p.add_argument("--optimizer", choices=("adamw", "adam"), default="adamw",
+                   help="'adam': the reference's plain Adam")
+    p.add_argument("--label-smoothing", type=float, default=0.1,
+                   help="share of each target spread over the other classes")
     p.add_argument("--no-mask", action="store_true", help="no time/feature masking in training")
-    p.add_argument("--precision", choices=("fp32", "bf16"), default="fp32")
+    p.add_argument("--precision", choices=("fp32", "bf16"), default="fp32",
+                   help="bf16: bfloat16 autocast")
     p.add_argument("--device", default="auto", help="auto (CUDA if available), cpu or cuda")
     _add_common(p)
-    p.set_defaults(func=cmd_tune)
+    p.set_defaults(func=cmd_tune, needs=_tuning_needs)
+
+
+def _training_needs(args: argparse.Namespace) -> list:
+    wanted = [("train", EXTRAS["train"])] + encoder_needs(args)
+    if args.augment:
+        wanted.append(("train", ("audiomentations",)))
+    return wanted
+
+
+def _tuning_needs(args: argparse.Namespace) -> list:
+    return [("train", EXTRAS["train"] + ("optuna",))]
