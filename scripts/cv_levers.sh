@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Issue 14's levers on the same folds: 5-fold speaker-grouped CV of the logistic head on pooled
-# Whisper-base states (seed 0), one run per row of README's "Levers" table ("shipped": the
+# Whisper-base states (seed 0), one run per row of docs/results.md "Levers" table ("shipped": the
 # default's recipe, C chosen by scripts/train_default.sh; a later --l2-c overrides the base's;
 # the "shipped_*" rows vary the whole-utterance recipe "whole_c001", measured first). Each run writes
 # runs/cv_<name>/cv.md; the summary line per run goes to stdout. Needs `make install`.
@@ -9,7 +9,7 @@
 #   usage: scripts/cv_levers.sh [NAME...]   (default: every lever below)
 set -euo pipefail
 cd "$(dirname "$0")/.."
-S=${SHARED:-../shared/corpora}
+S=${CORPORA:-${SHARED:-../shared/corpora}}  # CORPORA=corpora after `ser datasets download`
 DATA=("$S/ravdess" "$S/crema-d" "$S/emovo")
 base=(--frontend whisper-base --optimizer logistic --l2-c 0.01 --folds 5 --seed 0 --quiet)
 declare -A LEVERS=(

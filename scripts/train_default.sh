@@ -1,21 +1,21 @@
 #!/usr/bin/env bash
-# Reproduces the models shipped in src/ser/models/ from ../shared/corpora, CPU only.
+# Reproduces the models shipped in src/ser/models/ from $CORPORA (default ../shared/corpora), CPU only.
 #   1. the default's head: a logistic-regression layer on pooled Whisper-base states (the states
 #      after layers 2, 3, 4 and 5, on ONNX Runtime; corpus weights size^-0.5 — the levers chosen
-#      by scripts/cv_levers.sh and the unseen-corpus check on TESS, see README); its L2 strength
+#      by scripts/cv_levers.sh and the unseen-corpus check on TESS, see docs/results.md); its L2 strength
 #      C chosen by
 #      validation loss on the seed-0 speaker split
 #   2. 5-fold cross-validation grouped by speaker with that setting (the reported numbers)
 #   3. train on every speaker (10% of speakers per corpus kept for the calibration
 #      temperature) and copy the bundle into the package
 #   4. the hand-made-feature fallback model (speaker split, seed 0; reports its test speakers;
-#      window anchored at the start: better than "speech" on validation speakers, see README)
+#      window anchored at the start: better than "speech" on validation speakers, see docs/results.md)
 # Needs `make install` (with the whisper extra). Takes about 45 minutes on 2 cores, most of it
 # the fallback model and the first Whisper-base pass over the corpora (cached afterwards).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-# The shipped models were trained on these three corpora (TESS arrived later; see README).
-S=${SHARED:-../shared/corpora}
+# The shipped models were trained on these three corpora (TESS arrived later; see docs/results.md).
+S=${CORPORA:-${SHARED:-../shared/corpora}}  # CORPORA=corpora after `ser datasets download`
 read -r -a DATA <<< "${DATA:-$S/ravdess $S/crema-d $S/emovo}"
 C=0.001  # lowest validation loss of the sweep below (0.0003: 0.827, 0.001: 0.798, 0.003: 0.804, 0.01: 0.835)
 ser() { .venv/bin/ser "$@"; }
@@ -37,5 +37,5 @@ rm -rf src/ser/models/default && cp -r runs/default_logistic/bundle src/ser/mode
 ser train "${DATA[@]}" --arch conv_attention --anchor start --seed 0 --out runs/light --quiet
 rm -rf src/ser/models/light && cp -r runs/light/bundle src/ser/models/light
 
-# The side-by-side comparison (numbers measured as in README) goes into the default's card.
+# The side-by-side comparison (numbers measured as in docs/results.md) goes into the default's card.
 cat docs/model_comparison.md >> src/ser/models/default/MODEL_CARD.md

@@ -1,0 +1,75 @@
+"""README's snippets run as written, so they cannot drift: the quick start's output, every
+Python block, and every shell block (ports swapped for free ones, run from a scratch folder
+that sees the repository's src/). Two kinds of line are not run here, each covered elsewhere:
+`make …` (CI runs `make test` itself) and `ser datasets download` (the internet; its code is
+tested against a loopback server in test_download.py)."""
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+README = (ROOT / "README.md").read_text()
+BLOCKS = re.findall(r"^```(\w*)\n(.*?)^```", README, flags=re.S | re.M)
+NOT_RUN = ("make ", "ser datasets download ")
+
+from .conftest import free_port  # noqa: E402
+
+
+def _shell_blocks() -> list[str]:
+    return [body for lang, body in BLOCKS if lang == "bash"]
+
+
+def test_readme_is_short_and_its_blocks_were_found():
+    assert len(README.splitlines()) <= 250
+    assert len(_shell_blocks()) >= 5 and any(lang == "python" for lang, _ in BLOCKS)
+    for prefix in NOT_RUN:  # every exemption names a line README really has
+        assert any(line.startswith(prefix) for b in _shell_blocks() for line in b.splitlines())
+
+
+def test_quick_start_output_is_what_ser_prints():
+    expected = next(body for lang, body in BLOCKS if lang == "" and "speech_example.wav" in body)
+    run = subprocess.run([str(Path(sys.executable).parent / "ser"), "predict",
+                          "src/ser/examples/speech_example.wav"], cwd=ROOT, capture_output=True,
+                         text=True, check=True)
+    assert run.stdout.split() == expected.split()
+
+
+@pytest.mark.parametrize("index", range(sum(lang == "python" for lang, _ in BLOCKS)))
+def test_python_snippet_runs(index, tmp_path, monkeypatch, capsys):
+    code = [body for lang, body in BLOCKS if lang == "python"][index]
+    monkeypatch.chdir(tmp_path)
+    exec(compile(code, f"README.md python block {index}", "exec"), {})
+    out = capsys.readouterr().out
+    assert "AudioError" in out or "missing.wav" in out  # the bad file came back as an error
+    assert any(e in out for e in ("angry", "happy", "sad", "neutral", "fear", "disgust", "calm",
+                                  "surprise"))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("index", range(len(_shell_blocks())))
+def test_shell_snippet_runs(index, tmp_path):
+    block = _shell_blocks()[index]
+    lines = [line for line in block.splitlines() if line.strip() and not line.startswith(NOT_RUN)]
+    if not lines:
+        pytest.skip("only install or download lines")
+    script = "\n".join(lines)
+    for port in ("8000", "8501"):
+        script = script.replace(port, str(free_port()))
+    (tmp_path / "src").symlink_to(ROOT / "src")
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
+    run = subprocess.run(["bash", "-c", "set -e\ntrap 'kill $(jobs -p) 2>/dev/null || true' EXIT\n" + script],
+                         cwd=tmp_path, capture_output=True, text=True, env=env, timeout=240)
+    assert run.returncode == 0, run.stderr[-2000:]
+    if "curl" in script and "/v1/predict" in script:
+        assert '"emotion"' in run.stdout and '"status":"ok"' in run.stdout.replace(" ", "")
+    if "_stcore/health" in script:
+        assert "ok" in run.stdout.split()  # curl printed the health answer (Streamlit logs too)
+    if "--output results.csv" in script:
+        rows = (tmp_path / "results.csv").read_text().splitlines()
+        assert len(rows) == 3 and rows[0].startswith("path")  # header + the two examples
