@@ -58,14 +58,8 @@ def test_ray_engine_gives_the_local_engine_answers(inputs):
     assert len(local[-1]["segments"]) == 3  # the long recording's timeline, in both
 
 
-def test_resume_skips_files_done_and_redoes_changed_ones(inputs, tmp_path, monkeypatch):
-    files = [str(tmp_path / f"{i}.wav") for i in range(4)]
-    for i, f in enumerate(files):
-        sf.write(f, speech(0.9 + 0.1 * i), 16_000)
-    out = tmp_path / "out.jsonl"
-    rows, _ = batch.run(files, model="light", output=out, fmt="jsonl")
-    assert [json.loads(line)["path"] for line in out.read_text().splitlines()] == files
-    sf.write(files[2], speech(1.5), 16_000)  # changed content: must be redone
+def _count_predicted(monkeypatch) -> list[str]:
+    """The inputs the local engine is asked to predict from now on, in order."""
     predicted = []
     original = batch._local_rows
 
@@ -74,6 +68,18 @@ def test_resume_skips_files_done_and_redoes_changed_ones(inputs, tmp_path, monke
         return original(sources, *args)
 
     monkeypatch.setattr(batch, "_local_rows", counting)
+    return predicted
+
+
+def test_resume_skips_files_done_and_redoes_changed_ones(inputs, tmp_path, monkeypatch):
+    files = [str(tmp_path / f"{i}.wav") for i in range(4)]
+    for i, f in enumerate(files):
+        sf.write(f, speech(0.9 + 0.1 * i), 16_000)
+    out = tmp_path / "out.jsonl"
+    rows, _ = batch.run(files, model="light", output=out, fmt="jsonl")
+    assert [json.loads(line)["path"] for line in out.read_text().splitlines()] == files
+    sf.write(files[2], speech(1.5), 16_000)  # changed content: must be redone
+    predicted = _count_predicted(monkeypatch)
     again, _ = batch.run(files + [files[0]], model="light", output=out, fmt="jsonl", resume=True)
     assert predicted == [files[2]]
     assert again[0] == rows[0] and again[2] != rows[2]
@@ -171,14 +177,7 @@ def test_resume_tries_failed_rows_again(tmp_path, monkeypatch):
     rows, failed = batch.run(files, model="light", output=out, fmt="jsonl")
     assert failed == 1 and "error" in rows[1]
     moved.rename(files[1])  # restored
-    predicted = []
-    original = batch._local_rows
-
-    def counting(sources, *args):
-        predicted.extend(sources)
-        return original(sources, *args)
-
-    monkeypatch.setattr(batch, "_local_rows", counting)
+    predicted = _count_predicted(monkeypatch)
     again, failed = batch.run(files, model="light", output=out, fmt="jsonl", resume=True)
     assert predicted == [files[1]] and failed == 0 and again[0] == rows[0]
 
