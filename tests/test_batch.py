@@ -231,3 +231,78 @@ def test_parquet_has_one_schema_for_any_content(inputs, tmp_path):
     long = next(r for r in table if r["path"] == inputs[-1])
     assert [set(s) for s in long["segments"]] == [{"start_s", "end_s", "emotion", "confidence"}] * 3
     assert set(long["emotion_shares"]) == set(EMOTIONS) and long["warnings"] == []
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("auth", ["default", "token", "disabled"])
+def test_a_real_two_node_cluster_on_loopback(auth, inputs, tmp_path):
+    """`ray start` a head and a worker node (each its own raylet and ports, on 127.0.0.1), then
+    `ser predict --address HOST:PORT` from another working directory with relative paths: the
+    same rows as the local engine. "default": Ray's own default (a token in ~/.ray/auth_token is
+    used when present: issue 20's InvalidAuthToken), "token": an operator's shared secret,
+    "disabled". With the cluster still running, no --address starts a new local runtime."""
+    pytest.importorskip("ray")
+    import os
+    import shutil
+    import subprocess
+    import sys
+
+    from .conftest import free_port
+
+    bindir = os.path.dirname(sys.executable)
+    home = tmp_path / "home"
+    (home / ".ray").mkdir(parents=True)
+    env = {**os.environ, "HOME": str(home), "PATH": f"{bindir}{os.pathsep}{os.environ['PATH']}"}
+    env.pop("RAY_AUTH_MODE", None)
+    if auth == "default":
+        (home / ".ray" / "auth_token").write_text("0123456789abcdef0123456789abcdef")
+    if auth == "token":
+        env.update(RAY_AUTH_MODE="token", RAY_AUTH_TOKEN="fedcba9876543210fedcba9876543210")
+    if auth == "disabled":
+        env["RAY_AUTH_MODE"] = "disabled"
+    head = f"127.0.0.1:{free_port()}"
+    common = ["--node-ip-address", "127.0.0.1", "--num-cpus", "1", "--disable-usage-stats"]
+    workdir = tmp_path / "elsewhere"
+    workdir.mkdir()
+    clips = tmp_path / "data"
+    clips.mkdir()
+    names = []
+    for source in inputs[:2] + inputs[-2:]:  # clips, the bad file, the recording
+        shutil.copy(source, clips / os.path.basename(source))
+        names.append(f"data/{os.path.basename(source)}")
+    try:
+        subprocess.run(["ray", "start", "--head", "--port", head.split(":")[1],
+                        "--include-dashboard", "false", *common], env=env, check=True,
+                       capture_output=True, cwd=workdir, timeout=120)
+        # Ray itself joins a node to a token cluster only when told (RAY_AUTH_MODE=token);
+        # `ser predict` finds the token on its own, as Ray does for --address auto.
+        node_env = {**env, "RAY_AUTH_MODE": "token"} if auth == "default" else env
+        subprocess.run(["ray", "start", "--address", head, *common], env=node_env, check=True,
+                       capture_output=True, cwd=workdir, timeout=120)
+        run = subprocess.run(["ser", "predict", *names, "--model", "light", "--engine", "ray",
+                              "--address", head, "--actors", "2", "--cpus-per-actor", "0.5",
+                              "--format", "jsonl"], env=env, cwd=tmp_path, capture_output=True,
+                             text=True, timeout=300)
+        beside = subprocess.run(["ser", "predict", *names, "--model", "light", "--engine", "ray",
+                                 "--format", "jsonl"], env=env, cwd=tmp_path, capture_output=True,
+                                text=True, timeout=300)
+    finally:
+        subprocess.run(["ray", "stop", "--force"], env=env, capture_output=True, timeout=120)
+    local = subprocess.run(["ser", "predict", *names, "--model", "light", "--format", "jsonl"],
+                           env=env, cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert run.returncode == local.returncode == 1 and run.stdout, run.stderr[-2000:]  # bad file
+    assert run.stdout == local.stdout == beside.stdout and run.stdout.count("\n") == 4
+    assert run.stderr == local.stderr  # the same lines, and none of Ray's own
+    assert "data/bad.wav: not a recognised audio file" in run.stderr
+
+
+def test_unreachable_and_client_addresses_are_one_line(tmp_path, capsys):
+    pytest.importorskip("ray")
+    from .conftest import free_port
+
+    clip = _clips(tmp_path, 1)[0]
+    assert main(["predict", clip, "--engine", "ray", "--address", f"127.0.0.1:{free_port()}"]) == 1
+    assert "no Ray cluster answers at 127.0.0.1:" in capsys.readouterr().err
+    assert main(["predict", clip, "--engine", "ray", "--address", "ray://127.0.0.1:10001"]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "Ray Client" in err

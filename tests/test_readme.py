@@ -2,7 +2,8 @@
 Python block, and every shell block (ports swapped for free ones, run from a scratch folder
 that sees the repository's src/). Two kinds of line are not run here, each covered elsewhere:
 `make …` (CI runs `make test` itself) and `ser datasets download` (the internet; its code is
-tested against a loopback server in test_download.py)."""
+tested against a loopback server in test_download.py), and the cluster how-to (`ray start`
+and `--address HEAD:…`: test_batch.py's two-node test runs those commands on loopback)."""
 from __future__ import annotations
 
 import os
@@ -16,7 +17,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 README = (ROOT / "README.md").read_text()
 BLOCKS = re.findall(r"^```(\w*)\n(.*?)^```", README, flags=re.S | re.M)
-NOT_RUN = ("make ", "ser datasets download ")
+NOT_RUN = ("make ", "ser datasets download ", "ray start ", "ser predict --engine ray --address HEAD")
 
 from .conftest import free_port  # noqa: E402
 

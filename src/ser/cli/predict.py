@@ -22,7 +22,8 @@ def cmd_predict(args: argparse.Namespace) -> int:
         sources, model=args.model, engine=args.engine, output=args.output, fmt=args.format,
         resume=args.resume, restart=args.restart, workers=args.workers, address=args.address, actors=args.actors,
         cpus_per_actor=args.cpus_per_actor, max_clip_s=args.max_clip,
-        max_duration_s=args.max_duration, progress=len(sources) > 1 and sys.stderr.isatty())
+        max_duration_s=args.max_duration, progress=len(sources) > 1 and sys.stderr.isatty(),
+        verbose=args.verbose)
     for row in rows:
         if "error" in row:
             print(f"ser: error: {row['path']}: {row['error']}", file=sys.stderr)
@@ -119,6 +120,7 @@ def add_parsers(sub) -> None:
     p.add_argument("--address", default=None,
                    help="Ray cluster to join (auto, or HOST:PORT of its head); default: start one here")
     p.add_argument("--actors", type=int, default=None, help="Ray actors (default: CPUs / 2)")
+    p.add_argument("--verbose", action="store_true", help="show Ray's own logging")
     p.add_argument("--cpus-per-actor", type=float, default=None,
                    help="CPUs Ray reserves per actor (default: up to 1, leaving half a CPU for "
                         "Ray's read tasks)")
