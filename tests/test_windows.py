@@ -7,7 +7,7 @@ import pytest
 
 from ser import vad
 from ser.features import FeatureConfig
-from ser.windows import analysis_units, clip_unit, fit_window, split_evenly, trim_bounds
+from ser.windows import analysis_units, clip_unit, fit_window, split_evenly, trim_bounds, utterance_units
 
 from .conftest import speech, tone
 
@@ -61,14 +61,22 @@ def test_clip_gate_looks_at_the_window_the_model_sees():
     assert unit.speech and unit.start_s > 3.0  # the reported span is the part analysed
 
 
-def test_recording_units_are_utterances_no_longer_than_a_window():
+def test_recording_units_are_utterances_or_pieces_no_longer_than_a_window():
+    """An utterance up to max_clip_s is one unit (placed as that clip alone would be); a
+    longer one is cut into equal pieces of at most a window."""
     config = FeatureConfig()
     gap = np.zeros(2 * SR, np.float32)
     long_utterance = np.concatenate([speech(0.6), speech(0.6)])  # about 9 s, no pause
     y = np.concatenate([gap, speech(), gap, long_utterance, gap])
     units = analysis_units(y, config)
-    assert len(units) >= 4 and all(u.speech for u in units)
-    assert all(u.end_s - u.start_s <= config.window_s + 1e-6 for u in units)
+    assert len(units) >= 3 and all(u.speech for u in units)
+    assert all(u.end_s - u.start_s <= 5.0 for u in units)
+    assert units[0].start_s < 2.0 + 0.5 and units[-1].start_s > 2 * 2 + len(speech()) / SR
+    assert all(abs(u.speech_s - (u.end_s - u.start_s)) < 1e-6 for u in units)  # the VAD's span
+    pieces = utterance_units(np.ones(9 * SR, np.float32), SR, config)
+    assert [(p.start_s, p.end_s) for p in pieces] == [(1.0, 4.0), (4.0, 7.0), (7.0, 10.0)]
+    alone = utterance_units(speech(), 0, config)
+    assert len(alone) == 1 and np.array_equal(alone[0].window, fit_window(speech(), config))
     assert all(len(u.window) == config.window_samples for u in units)
     assert all(a.end_s <= b.start_s for a, b in zip(units, units[1:]))
     assert analysis_units(np.zeros(10 * SR, np.float32), config) == []

@@ -105,20 +105,20 @@ BLOCK_FRAMES = 1 << 16
 
 
 class _Sink:
-    """Collects mono blocks at the input rate, resampled on the fly to the output rate, so
-    that peak memory follows the *output* (16 kHz mono), not the input's rate and channels."""
+    """Turns blocks at the input rate into mono blocks at the output rate, resampled on the
+    fly, so that memory follows the *output* (16 kHz mono), never the input's rate, channels or
+    length: the decoders are generators of these blocks."""
 
     def __init__(self, in_rate: int, out_rate: int, name: str, max_duration_s: float | None):
         import soxr
 
         self.stream = (soxr.ResampleStream(in_rate, out_rate, 1, dtype="float32", quality="HQ")
                        if in_rate != out_rate else None)
-        self.chunks: list[np.ndarray] = []
         self.in_frames = 0
         self.in_rate, self.name, self.max_duration_s = in_rate, name, max_duration_s
 
-    def add(self, block: np.ndarray) -> None:
-        """``block``: (frames, channels) or (frames,) at the input rate."""
+    def add(self, block: np.ndarray) -> np.ndarray:
+        """``block``: (frames, channels) or (frames,) at the input rate -> output block."""
         mono = to_mono(block)
         if not np.all(np.isfinite(mono)):
             raise NonFiniteAudioError(f"{_where(self.name)}contains NaN or infinite samples")
@@ -126,35 +126,77 @@ class _Sink:
         if self.max_duration_s is not None and self.in_frames > self.max_duration_s * self.in_rate:
             raise AudioTooLongError(
                 f"{_where(self.name)}audio is longer than the limit of {self.max_duration_s:.1f} s")
-        self.chunks.append(self.stream.resample_chunk(mono) if self.stream else mono)
+        return np.asarray(self.stream.resample_chunk(mono) if self.stream else mono, np.float32)
 
     def finish(self) -> np.ndarray:
-        if self.stream is not None:
-            self.chunks.append(self.stream.resample_chunk(np.zeros(0, np.float32), last=True))
-        return np.concatenate(self.chunks).astype(np.float32) if self.chunks else np.zeros(0, np.float32)
+        if self.stream is None:
+            return np.zeros(0, np.float32)
+        return np.asarray(self.stream.resample_chunk(np.zeros(0, np.float32), last=True), np.float32)
 
 
-def _container_truncated(data: bytes) -> bool:
+@dataclass(frozen=True)
+class _Input:
+    """An input to decode without holding a file in memory: a path is opened by the decoders
+    themselves; bytes (uploads, file objects) are kept. ``head`` and ``tail`` (the first and
+    last 128 kB) answer the container checks either way."""
+
+    name: str
+    size: int
+    head: bytes
+    tail: bytes
+    path: str | None = None
+    data: bytes | None = None
+
+    def open(self):
+        """What soundfile and PyAV read: the path, or the bytes as a file object."""
+        return self.path if self.path is not None else _ClampedBytesIO(self.data)
+
+
+_PROBE = 1 << 17  # an Ogg page is at most 65,307 bytes: the tail holds the last one whole
+
+
+def _input(source: AudioSource) -> _Input:
+    """Check ``source`` and describe it (see :class:`_Input`)."""
+    if isinstance(source, (str, os.PathLike)):
+        path = Path(source)
+        if not path.exists():
+            raise AudioFileNotFoundError(f"{path}: no such file")
+        if not path.is_file():
+            raise AudioFileNotFoundError(f"{path}: not a file")
+        try:
+            size = path.stat().st_size
+            with open(path, "rb") as f:
+                head = f.read(_PROBE)
+                f.seek(max(0, size - _PROBE))
+                tail = f.read()
+        except OSError as exc:
+            raise AudioError(f"{path}: cannot be read ({exc.strerror or exc})") from None
+        return _Input(str(path), size, head, tail, path=str(path))
+    data, name = _read_bytes(source)
+    return _Input(name, len(data), data[:_PROBE], data[-_PROBE:], data=data)
+
+
+def _container_truncated(head: bytes, tail: bytes, size: int) -> bool:
     """Cut-off containers whose decoders stop quietly: a WAV whose data chunk is shorter than
     its header declares, an Ogg stream whose last page is incomplete or lacks the end flag."""
-    if data[:4] == b"RIFF" and data[8:12] == b"WAVE":
+    if head[:4] == b"RIFF" and head[8:12] == b"WAVE":
         pos = 12
-        while pos + 8 <= len(data):
-            size = int.from_bytes(data[pos + 4 : pos + 8], "little")
-            if data[pos : pos + 4] == b"data":
-                return size != 0xFFFFFFFF and pos + 8 + size > len(data)
-            pos += 8 + size + (size & 1)
+        while pos + 8 <= len(head):
+            chunk = int.from_bytes(head[pos + 4 : pos + 8], "little")
+            if head[pos : pos + 4] == b"data":
+                return chunk != 0xFFFFFFFF and pos + 8 + chunk > size
+            pos += 8 + chunk + (chunk & 1)
         return False
-    if data[:4] == b"OggS":
-        last = data.rfind(b"OggS")
-        if last < 0 or last + 27 > len(data):
+    if head[:4] == b"OggS":
+        last = tail.rfind(b"OggS")
+        if last < 0 or last + 27 > len(tail):
             return True
-        n_segments = data[last + 26]
-        if last + 27 + n_segments > len(data):
+        n_segments = tail[last + 26]
+        if last + 27 + n_segments > len(tail):
             return True
-        body = sum(data[last + 27 : last + 27 + n_segments])
-        complete = last + 27 + n_segments + body <= len(data)
-        return not complete or not data[last + 5] & 0x04  # 0x04: end of stream
+        body = sum(tail[last + 27 : last + 27 + n_segments])
+        complete = last + 27 + n_segments + body <= len(tail)
+        return not complete or not tail[last + 5] & 0x04  # 0x04: end of stream
     return False
 
 
@@ -181,83 +223,103 @@ def _looks_like_mp3(data: bytes) -> bool:
     return data[:3] == b"ID3" or (len(data) > 1 and data[0] == 0xFF and data[1] & 0xE0 == 0xE0)
 
 
-def _decode_soundfile(
-    data: bytes, name: str, rate: int, max_duration_s: float | None
-) -> DecodedAudio | None:
+class _NotForThisDecoder(Exception):
+    """The decoder produced nothing from the input: let the other one try."""
+
+
+def _blocks_soundfile(src: _Input, rate: int, max_duration_s: float | None, result: dict):
+    """16-kHz mono blocks through libsndfile; raises _NotForThisDecoder before the first block
+    when it cannot read the input. ``result["truncated"]`` is set at the end."""
     import soundfile as sf
 
     try:
-        f = sf.SoundFile(_ClampedBytesIO(data))
+        f = sf.SoundFile(src.open())
     except Exception:  # libsndfile refuses: fall back to FFmpeg
-        return None
+        raise _NotForThisDecoder from None
     with f:
         # Refuse over-long input from the header, before decoding any of it.
         declared = f.frames / f.samplerate if f.samplerate > 0 else 0.0
         if (max_duration_s is not None and declared > max_duration_s
-                and _plausible_duration(declared, len(data))):
+                and _plausible_duration(declared, src.size)):
             raise AudioTooLongError(
-                f"{_where(name)}audio lasts {declared:.1f} s, over the limit of {max_duration_s:.1f} s")
-        sink = _Sink(f.samplerate, rate, name, max_duration_s)
+                f"{_where(src.name)}audio lasts {declared:.1f} s, over the limit of {max_duration_s:.1f} s")
+        result["declared_s"] = declared if _plausible_duration(declared, src.size) else None
+        sink = _Sink(f.samplerate, rate, src.name, max_duration_s)
         truncated = False
-        try:
-            for block in f.blocks(BLOCK_FRAMES, dtype="float32", always_2d=True):
-                sink.add(block)
-        except AudioError:
-            raise
-        except Exception:
-            if not sink.in_frames:
-                return None  # nothing decodable here: let FFmpeg try
-            truncated = True
-        truncated = (truncated or (0 < f.frames < 2**62 and sink.in_frames < f.frames)
-                     or _container_truncated(data))
-        return DecodedAudio(sink.finish(), rate, ("truncated",) if truncated else ())
+        blocks = f.blocks(BLOCK_FRAMES, dtype="float32", always_2d=True)
+        while True:
+            try:
+                block = next(blocks)
+            except StopIteration:
+                break
+            except AudioError:
+                raise
+            except Exception:
+                if not sink.in_frames:
+                    raise _NotForThisDecoder from None  # nothing decodable here: FFmpeg tries
+                truncated = True
+                break
+            yield sink.add(block)
+        yield sink.finish()
+        result["truncated"] = (truncated or (0 < f.frames < 2**62 and sink.in_frames < f.frames)
+                               or _container_truncated(src.head, src.tail, src.size))
 
 
-def _decode_pyav(data: bytes, name: str, rate: int, max_duration_s: float | None) -> DecodedAudio:
+def _blocks_pyav(src: _Input, rate: int, max_duration_s: float | None, result: dict):
+    """16-kHz mono blocks through FFmpeg (PyAV); errors are AudioErrors."""
     import av
 
     try:
-        container = av.open(io.BytesIO(data), mode="r", metadata_errors="ignore")
+        container = av.open(src.open(), mode="r", metadata_errors="ignore")
     except Exception:
-        raise NotAudioError(f"{_where(name)}not a recognised audio file") from None
+        raise NotAudioError(f"{_where(src.name)}not a recognised audio file") from None
     try:
         streams = [s for s in container.streams if s.type == "audio"]
         if not streams:
-            raise NotAudioError(f"{_where(name)}the file has no audio stream")
+            raise NotAudioError(f"{_where(src.name)}the file has no audio stream")
         stream = streams[0]
         try:
             in_rate = int(stream.codec_context.sample_rate or stream.rate or 0)
         except Exception:
             in_rate = 0
         if in_rate <= 0:
-            raise UnsupportedCodecError(f"{_where(name)}audio stream has no sample rate")
-        if max_duration_s is not None and stream.duration and stream.time_base:
+            raise UnsupportedCodecError(f"{_where(src.name)}audio stream has no sample rate")
+        if stream.duration and stream.time_base:
             declared = float(stream.duration * stream.time_base)
-            if declared > max_duration_s and _plausible_duration(declared, len(data)):
-                raise AudioTooLongError(f"{_where(name)}audio lasts {declared:.1f} s, over the "
+            if (max_duration_s is not None and declared > max_duration_s
+                    and _plausible_duration(declared, src.size)):
+                raise AudioTooLongError(f"{_where(src.name)}audio lasts {declared:.1f} s, over the "
                                         f"limit of {max_duration_s:.1f} s")
+            result["declared_s"] = declared if _plausible_duration(declared, src.size) else None
         # FFmpeg converts the sample format and down-mixes; resampling stays with soxr.
         resampler = av.AudioResampler(format="flt", layout="mono", rate=in_rate)
-        sink = _Sink(in_rate, rate, name, max_duration_s)
+        sink = _Sink(in_rate, rate, src.name, max_duration_s)
         truncated = False
-        try:
-            for frame in container.decode(stream):
-                for out in resampler.resample(frame):
-                    sink.add(out.to_ndarray().reshape(-1))
-            for out in resampler.resample(None):
-                sink.add(out.to_ndarray().reshape(-1))
-        except AudioError:
-            raise
-        except Exception as exc:
-            if not sink.in_frames:
-                kind = type(exc).__name__
-                if "Decoder" in kind or "codec" in str(exc).lower():
-                    raise UnsupportedCodecError(f"{_where(name)}audio codec cannot be decoded") from None
-                raise NotAudioError(f"{_where(name)}audio data is corrupt or truncated") from None
-            truncated = True  # keep what decoded cleanly before a broken tail, as players do
+        frames = container.decode(stream)
+        while True:
+            try:
+                frame = next(frames)
+            except StopIteration:
+                break
+            except AudioError:
+                raise
+            except Exception as exc:
+                if not sink.in_frames:
+                    kind = type(exc).__name__
+                    if "Decoder" in kind or "codec" in str(exc).lower():
+                        raise UnsupportedCodecError(
+                            f"{_where(src.name)}audio codec cannot be decoded") from None
+                    raise NotAudioError(f"{_where(src.name)}audio data is corrupt or truncated") from None
+                truncated = True  # keep what decoded cleanly before a broken tail, as players do
+                break
+            for out in resampler.resample(frame):
+                yield sink.add(out.to_ndarray().reshape(-1))
+        for out in resampler.resample(None):
+            yield sink.add(out.to_ndarray().reshape(-1))
         if not sink.in_frames:
-            raise EmptyAudioError(f"{_where(name)}the file contains no audio samples")
-        return DecodedAudio(sink.finish(), rate, ("truncated",) if truncated else ())
+            raise EmptyAudioError(f"{_where(src.name)}the file contains no audio samples")
+        yield sink.finish()
+        result["truncated"] = truncated
     finally:
         container.close()
 
@@ -328,6 +390,123 @@ def load_audio(
     ).samples
 
 
+class AudioStream:
+    """Decoded audio as mono float32 blocks at ``sample_rate``, read once, in order: memory
+    stays that of one block whatever the input's length. After the blocks, ``duration_s`` and
+    ``warnings`` are known; ``declared_s`` (the header's duration, when it has a believable
+    one) is known after the first block. The same errors as :func:`decode`; an input that ends
+    up shorter than ``min_duration_s`` raises at the end.
+    """
+
+    def __init__(self, source: AudioSource | np.ndarray, sample_rate: int = 16_000, *,
+                 source_rate: int | None = None,
+                 min_duration_s: float | None = DEFAULT_MIN_DURATION_S,
+                 max_duration_s: float | None = DEFAULT_MAX_DURATION_S):
+        self.sample_rate = sample_rate
+        self.min_duration_s, self.max_duration_s = min_duration_s, max_duration_s
+        self.samples_out = 0
+        self.declared_s: float | None = None
+        self.warnings: tuple[str, ...] = ()
+        self._result: dict = {}
+        if isinstance(source, np.ndarray):
+            self.name = "array"
+            samples = _array_samples(source, source_rate, min_duration_s, max_duration_s)
+            self.declared_s = len(samples) / int(source_rate)
+            self._blocks = iter([resample(samples, int(source_rate), sample_rate)])
+            return
+        src = _input(source)
+        self.name = src.name
+        if not src.size:
+            raise EmptyAudioError(f"{_where(src.name)}the file is empty")
+        self._blocks = self._decoded(src)
+
+    def _decoded(self, src: _Input):
+        rate, limit = self.sample_rate, self.max_duration_s
+        if _looks_like_mp3(src.head):
+            # FFmpeg's MP3 decoder finds the length players report where libsndfile's mpg123
+            # loses frames after unusual ID3 tags or trusts a wrong Xing header.
+            order = [(_blocks_pyav, (NotAudioError, UnsupportedCodecError, EmptyAudioError)),
+                     (_blocks_soundfile, ())]
+        else:
+            order = [(_blocks_soundfile, ()), (_blocks_pyav, ())]
+        error: AudioError | None = None
+        for decoder, fall_through in order:
+            started = False
+            try:
+                for block in decoder(src, rate, limit, self._result):
+                    started = True
+                    if self._result.get("declared_s") is not None:
+                        self.declared_s = self._result["declared_s"]
+                    yield block
+                return
+            except _NotForThisDecoder:
+                continue
+            except fall_through as exc:
+                if started:
+                    raise
+                error = error or exc  # the first decoder's reason, unless the other succeeds
+        raise error or NotAudioError(f"{_where(src.name)}not a recognised audio file")
+
+    def __iter__(self):
+        for block in self._blocks:
+            if len(block):
+                self.samples_out += len(block)
+                yield block
+        self.warnings = ("truncated",) if self._result.get("truncated") else ()
+        self._check_end()
+
+    def _check_end(self) -> None:
+        if self.samples_out == 0:
+            raise EmptyAudioError(f"{_where(self.name)}contains no audio samples")
+        if self.min_duration_s is not None and self.duration_s < self.min_duration_s:
+            raise AudioTooShortError(
+                f"{_where(self.name)}{self.duration_s:.2f} s of audio is too short to analyse "
+                f"(at least {self.min_duration_s:.2f} s needed)")
+        if self.max_duration_s is not None and self.duration_s > self.max_duration_s:
+            raise AudioTooLongError(f"{_where(self.name)}audio lasts {self.duration_s:.1f} s, "
+                                    f"over the limit of {self.max_duration_s:.1f} s")
+
+    @property
+    def duration_s(self) -> float:
+        """Seconds decoded so far (all of them once the blocks are read)."""
+        return self.samples_out / self.sample_rate
+
+
+def declared_duration(path: str | os.PathLike) -> float | None:
+    """The duration a file's header declares, read without decoding (None when the file has
+    none, is not audio, or cannot be opened: the decoders then say why)."""
+    try:
+        import soundfile as sf
+
+        info = sf.info(str(path))
+        if info.samplerate > 0 and 0 < info.frames < 2**62:
+            return info.frames / info.samplerate
+    except Exception:  # noqa: BLE001 - libsndfile refuses: ask FFmpeg
+        pass
+    try:
+        import av
+
+        with av.open(str(path), metadata_errors="ignore") as container:
+            if container.duration:
+                return container.duration / 1_000_000  # microseconds
+    except Exception:  # noqa: BLE001
+        pass
+    return None
+
+
+def _array_samples(source: np.ndarray, source_rate, min_duration_s, max_duration_s) -> np.ndarray:
+    if source_rate is None:
+        raise TypeError("source_rate is required when passing an array")
+    if int(source_rate) <= 0:
+        raise AudioError(f"source_rate must be positive, not {source_rate}")
+    if not np.issubdtype(source.dtype, np.number):
+        raise AudioError(f"array of dtype {source.dtype} is not audio")
+    samples = to_mono(source if source.ndim == 1 else _frames_first(source))
+    # Check length before resampling (cheap rejection), finiteness too.
+    check_samples(samples, int(source_rate), "array", min_duration_s, max_duration_s)
+    return samples
+
+
 def decode(
     source: AudioSource | np.ndarray,
     sample_rate: int = 16_000,
@@ -336,36 +515,15 @@ def decode(
     min_duration_s: float | None = DEFAULT_MIN_DURATION_S,
     max_duration_s: float | None = DEFAULT_MAX_DURATION_S,
 ) -> DecodedAudio:
-    """Like :func:`load_audio`, returning a :class:`DecodedAudio`."""
-    if isinstance(source, np.ndarray):
-        if source_rate is None:
-            raise TypeError("source_rate is required when passing an array")
-        if int(source_rate) <= 0:
-            raise AudioError(f"source_rate must be positive, not {source_rate}")
-        if not np.issubdtype(source.dtype, np.number):
-            raise AudioError(f"array of dtype {source.dtype} is not audio")
-        samples = to_mono(source if source.ndim == 1 else _frames_first(source))
-        # Check length before resampling (cheap rejection), finiteness too.
-        check_samples(samples, int(source_rate), "array", min_duration_s, max_duration_s)
-        return DecodedAudio(resample(samples, int(source_rate), sample_rate), sample_rate)
-    data, name = _read_bytes(source)
-    if not data:
-        raise EmptyAudioError(f"{_where(name)}the file is empty")
-    if _looks_like_mp3(data):
-        # FFmpeg's MP3 decoder finds the length players report where libsndfile's mpg123 loses
-        # frames after unusual ID3 tags or trusts a wrong Xing header (tinytag's test files).
-        try:
-            decoded = _decode_pyav(data, name, sample_rate, max_duration_s)
-        except (NotAudioError, UnsupportedCodecError, EmptyAudioError):
-            decoded = _decode_soundfile(data, name, sample_rate, max_duration_s)
-            if decoded is None:
-                raise
-    else:
-        decoded = _decode_soundfile(data, name, sample_rate, max_duration_s)
-        if decoded is None:
-            decoded = _decode_pyav(data, name, sample_rate, max_duration_s)
-    check_samples(decoded.samples, sample_rate, name, min_duration_s, max_duration_s)
-    return decoded
+    """Like :func:`load_audio`, returning a :class:`DecodedAudio` (the whole signal in memory;
+    :class:`AudioStream` reads it block by block)."""
+    stream = AudioStream(source, sample_rate, source_rate=source_rate,
+                         min_duration_s=min_duration_s, max_duration_s=max_duration_s)
+    blocks = list(stream)
+    samples = np.concatenate(blocks).astype(np.float32, copy=False)
+    check_samples(samples, sample_rate, stream.name if stream.name != "array" else "array",
+                  min_duration_s, max_duration_s)
+    return DecodedAudio(samples, sample_rate, stream.warnings)
 
 
 def _frames_first(audio: np.ndarray) -> np.ndarray:

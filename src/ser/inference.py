@@ -107,6 +107,11 @@ class _Prepared:
     spans: list[tuple[float, float]]  # (start_s, end_s) of each analysed unit
     inputs: np.ndarray
     warnings: tuple[str, ...] = ()
+    speech_s: float = 0.0  # what the VAD found, in the analysed units
+
+
+def _windows(units) -> np.ndarray:
+    return np.stack([u.window for u in units]) if units else np.zeros((0, 0), np.float32)
 
 
 def _prepare(source, config: FeatureConfig, sample_rate, max_clip_s, max_duration_s,
@@ -114,11 +119,18 @@ def _prepare(source, config: FeatureConfig, sample_rate, max_clip_s, max_duratio
     audio = decode(source, config.sample_rate, source_rate=sample_rate, max_duration_s=max_duration_s)
     units = analysis_units(audio.samples, config, max_clip_s)
     spans = [(u.start_s, u.end_s) for u in units]
-    windows = (np.stack([u.window for u in units]) if units
-               else np.zeros((0, config.window_samples), np.float32))
+    windows = _windows(units) if units else np.zeros((0, config.window_samples), np.float32)
     # Hand-made features are made here, in the worker; an encoder runs in the main process.
     inputs = FRONTENDS["handcrafted"].window_inputs(windows, config) if featurise else windows
-    return _Prepared(audio.duration_s, spans, inputs, audio.warnings)
+    return _Prepared(audio.duration_s, spans, inputs, audio.warnings,
+                     float(sum(u.speech_s for u in units)))
+
+
+#: Inputs whose header says they last longer than this are analysed block by block in the
+#: calling process (:meth:`EmotionRecognizer.predict`), not whole in a worker.
+STREAM_ABOVE_S = 60.0
+#: Windows run through the model together while streaming: the memory of a recording.
+STREAM_BATCH = 8
 
 
 def _prepare_job(args):
@@ -204,23 +216,65 @@ class EmotionRecognizer:
 
     def _finish(self, prep: _Prepared, path: str | None, on_progress=None) -> Prediction:
         probs = self.probabilities(self._model_inputs(prep, on_progress))
+        return self._result(prep.spans, probs, prep.duration_s, prep.speech_s, prep.warnings, path)
+
+    def _result(self, spans, probs: np.ndarray, duration_s: float, speech_s: float, warnings_,
+                path: str | None) -> Prediction:
         if not len(probs):
             zeros = {label: 0.0 for label in self.labels}
-            return Prediction(NO_SPEECH, 0.0, zeros, prep.duration_s, [], path,
-                              warnings=list(prep.warnings))
+            return Prediction(NO_SPEECH, 0.0, zeros, duration_s, [], path, warnings=list(warnings_))
         segments = []
-        for (start, end), p in zip(prep.spans, probs):
+        for (start, end), p in zip(spans, probs):
             i = int(p.argmax())
             segments.append(Segment(start, end, self.labels[i], float(p[i]),
                                     dict(zip(self.labels, map(float, p)))))
         # A recording's probabilities: each utterance weighs by its length (speaking time).
-        lengths = np.array([max(end - start, 1e-3) for start, end in prep.spans])
+        lengths = np.array([max(end - start, 1e-3) for start, end in spans])
         mean = (probs * lengths[:, None]).sum(axis=0) / lengths.sum()
         i = int(mean.argmax())
         return Prediction(self.labels[i], float(mean[i]), dict(zip(self.labels, map(float, mean))),
-                          prep.duration_s, segments, path, uncertain=bool(mean[i] < self.uncertain_below),
-                          speech_s=float(sum(end - start for start, end in prep.spans)),
-                          warnings=list(prep.warnings))
+                          duration_s, segments, path, uncertain=bool(mean[i] < self.uncertain_below),
+                          speech_s=float(speech_s), warnings=list(warnings_))
+
+    def _unit_probabilities(self, units) -> np.ndarray:
+        windows = _windows(units)
+        if self._featurise:
+            inputs = FRONTENDS["handcrafted"].window_inputs(windows, self.feature_config)
+        else:
+            inputs = self.frontend.window_inputs(windows, self.feature_config, self._encoder)
+        return self.probabilities(inputs)
+
+    def _stream(self, source, sample_rate, max_clip_s, max_duration_s, on_progress=None,
+                path: str | None = None) -> Prediction:
+        """Decode, find speech and analyse block by block: memory stays that of a few blocks and
+        one batch of windows, however long the input (``STREAM_BATCH`` windows at a time)."""
+        from .audio import AudioStream
+        from .windows import StreamInfo, stream_units
+
+        stream = AudioStream(source, self.feature_config.sample_rate, source_rate=sample_rate,
+                             max_duration_s=max_duration_s)
+
+        def blocks():
+            for block in stream:
+                if on_progress is not None and stream.declared_s:
+                    on_progress(min(0.99, stream.duration_s / stream.declared_s))
+                yield block
+
+        info = StreamInfo()
+        spans, parts, batch, speech_s = [], [], [], 0.0
+        for unit in stream_units(blocks(), self.feature_config, max_clip_s, info=info):
+            batch.append(unit)
+            if len(batch) >= STREAM_BATCH:
+                parts.append(self._unit_probabilities(batch))
+                spans += [(u.start_s, u.end_s) for u in batch]
+                speech_s += sum(u.speech_s for u in batch)
+                batch = []
+        if batch:
+            parts.append(self._unit_probabilities(batch))
+            spans += [(u.start_s, u.end_s) for u in batch]
+            speech_s += sum(u.speech_s for u in batch)
+        probs = np.concatenate(parts) if parts else np.zeros((0, len(self.labels)), np.float32)
+        return self._result(spans, probs, stream.duration_s, speech_s, stream.warnings, path)
 
     def predict(
         self,
@@ -238,12 +292,10 @@ class EmotionRecognizer:
         """
         if isinstance(source, np.ndarray) and sample_rate is None:
             raise TypeError("sample_rate is required when predicting on an array")
-        prep = _prepare(source, self.feature_config, sample_rate, max_clip_s, max_duration_s,
-                        self._featurise)
         if on_progress is not None:
             on_progress(0.0)
         path = str(source) if isinstance(source, (str, os.PathLike)) else None
-        result = self._finish(prep, path, on_progress)
+        result = self._stream(source, sample_rate, max_clip_s, max_duration_s, on_progress, path)
         if on_progress is not None:
             on_progress(1.0)
         return result
@@ -265,17 +317,30 @@ class EmotionRecognizer:
         """
         from tqdm.auto import tqdm
 
+        from .audio import declared_duration
+
         workers = workers or min(os.cpu_count() or 1, 4)
         config_json = self.feature_config.to_json()
-        jobs = ((s, config_json, max_clip_s, max_duration_s, self._featurise) for s in sources)
+        # Long recordings are streamed here, in order, instead of held whole by a worker.
+        streamed = [isinstance(s, (str, os.PathLike))
+                    and (declared_duration(s) or STREAM_ABOVE_S + 1) > STREAM_ABOVE_S for s in sources]
+        jobs = ((s, config_json, max_clip_s, max_duration_s, self._featurise)
+                for s, long in zip(sources, streamed) if not long)
         bar = tqdm(total=len(sources), unit="file", disable=not progress, leave=False)
         pool = ProcessPoolExecutor(max_workers=workers) if workers > 1 and len(sources) >= 8 else None
         try:
             results = _bounded_map(pool, _prepare_job, jobs, in_flight=4 * workers)
-            for source, prep in zip(sources, results):
-                bar.update()
+            for source, long in zip(sources, streamed):
                 path = str(source) if isinstance(source, (str, os.PathLike)) else None
-                yield prep if isinstance(prep, AudioError) else self._finish(prep, path)
+                if long:
+                    try:
+                        yield self._stream(source, None, max_clip_s, max_duration_s, path=path)
+                    except AudioError as exc:
+                        yield exc
+                else:
+                    prep = next(results)
+                    yield prep if isinstance(prep, AudioError) else self._finish(prep, path)
+                bar.update()
         finally:
             bar.close()
             if pool is not None:

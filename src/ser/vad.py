@@ -57,23 +57,126 @@ def _session():
     return ort.InferenceSession(data, options, providers=["CPUExecutionProvider"])
 
 
+def _rows(y: np.ndarray, context: np.ndarray) -> np.ndarray:
+    """(chunks, 64 + 512): each chunk of ``y`` (zero-padded to whole chunks) after the 64
+    samples before it (``context``: the end of the previous audio)."""
+    n = -(-len(y) // CHUNK)
+    padded = np.zeros(CONTEXT + n * CHUNK, np.float32)
+    padded[:CONTEXT] = context
+    padded[CONTEXT : CONTEXT + len(y)] = y
+    return np.lib.stride_tricks.as_strided(
+        padded, shape=(n, CONTEXT + CHUNK), strides=(CHUNK * 4, 4)).copy()
+
+
+class StreamingScorer:
+    """Speech probabilities of audio given block by block: the model's state and the 64-sample
+    context are carried between calls, so the scores equal one pass over the whole signal
+    (a test checks) while memory stays that of one block."""
+
+    def __init__(self):
+        self.state = (np.zeros((1, 1, 128), np.float32), np.zeros((1, 1, 128), np.float32))
+        self.context = np.zeros(CONTEXT, np.float32)
+        self.pending = np.zeros(0, np.float32)  # samples short of a whole chunk
+
+    def push(self, block: np.ndarray, last: bool = False) -> np.ndarray:
+        y = np.concatenate([self.pending, np.asarray(block, np.float32)])
+        whole = len(y) if last else len(y) // CHUNK * CHUNK
+        self.pending = y[whole:]
+        if whole == 0:
+            return np.zeros(0, np.float32)
+        rows = _rows(y[:whole], self.context)
+        self.context = rows[-1, -CONTEXT:].copy()
+        # One session shared by every thread: ONNX Runtime's run is thread-safe, and no lock,
+        # so a long recording's VAD pass never makes a short request wait.
+        probs, h, c = _session().run(None, {"input": rows, "h": self.state[0], "c": self.state[1]})
+        self.state = (h, c)
+        return np.asarray(probs, np.float32).reshape(-1)
+
+
 def speech_probabilities(y: np.ndarray) -> np.ndarray:
     """One speech probability per 32-ms chunk of 16-kHz mono audio (the last partial chunk is
     zero-padded); empty input gives an empty array."""
-    y = np.asarray(y, dtype=np.float32)
-    n = -(-len(y) // CHUNK)
-    if n == 0:
-        return np.zeros(0, np.float32)
-    padded = np.zeros(CONTEXT + n * CHUNK, np.float32)
-    padded[CONTEXT : CONTEXT + len(y)] = y
-    # Row i: the 64 samples before chunk i, then chunk i (a strided view, copied once).
-    rows = np.lib.stride_tricks.as_strided(
-        padded, shape=(n, CONTEXT + CHUNK), strides=(CHUNK * 4, 4)).copy()
-    state = np.zeros((1, 1, 128), np.float32)
-    # One session shared by every thread: ONNX Runtime's run is thread-safe, and no lock, so
-    # a long recording's VAD pass never makes a short request wait.
-    probs = _session().run(None, {"input": rows, "h": state, "c": state})[0]
-    return np.asarray(probs, np.float32).reshape(-1)
+    return StreamingScorer().push(y, last=True)
+
+
+class Segmenter:
+    """Utterances from speech probabilities given in order, as soon as each is certain: start
+    at ``threshold``, end after ``min_silence_s`` below ``threshold - 0.15``; blips shorter than
+    ``min_speech_s`` dropped; ``pad_s`` added each side; utterances that padding makes touch,
+    merged. Bounds are sample indices at 16 kHz."""
+
+    def __init__(self, config: VadConfig = VadConfig()):
+        self.config = config
+        self.min_silence = int(np.ceil(config.min_silence_s * SAMPLE_RATE / CHUNK))
+        self.pad = int(config.pad_s * SAMPLE_RATE)
+        self.index = 0  # chunks seen
+        self.start: int | None = None
+        self.quiet = 0
+        self.held: tuple[int, int] | None = None  # padded, waiting for a possible merge
+
+    def push(self, probs: np.ndarray) -> list[tuple[int, int]]:
+        """The utterances that these scores complete."""
+        out: list[tuple[int, int]] = []
+        for p in probs:
+            i = self.index
+            self.index += 1
+            if self.start is None:
+                if p >= self.config.threshold:
+                    self.start, self.quiet = i, 0
+                continue
+            if p < self.config.neg_threshold:
+                self.quiet += 1
+                if self.quiet >= self.min_silence:
+                    out += self._close(self.start * CHUNK, (i - self.quiet + 1) * CHUNK, None)
+                    self.start = None
+            else:
+                self.quiet = 0
+        return out
+
+    def finish(self, n_samples: int) -> list[tuple[int, int]]:
+        """The remaining utterances, once the input (``n_samples`` long) has ended."""
+        out = []
+        if self.start is not None:
+            out += self._close(self.start * CHUNK, min((self.index - self.quiet) * CHUNK, n_samples),
+                               n_samples)
+            self.start = None
+        if self.held is not None:
+            out.append((self.held[0], min(self.held[1], n_samples)))
+            self.held = None
+        return out
+
+    def cut(self, max_s: float) -> list[tuple[int, int]]:
+        """End an utterance that has gone on for ``max_s`` without a pause here, and go on with
+        the rest as a new one (bounded memory for speech without pauses)."""
+        if self.start is None or (self.index - self.start) * CHUNK < max_s * SAMPLE_RATE:
+            return []
+        end = self.index * CHUNK
+        out = ([self.held] if self.held is not None else []) + [(max(0, self.start * CHUNK - self.pad), end)]
+        self.held, self.start, self.quiet = None, self.index, 0
+        self.cut_at = end  # the next utterance starts here exactly, without padding before it
+        return out
+
+    cut_at: int | None = None
+
+    @property
+    def needed_from(self) -> int:
+        """The first sample an utterance still to come may include: earlier audio can go."""
+        if self.held is not None:
+            return self.held[0]
+        first = self.start * CHUNK if self.start is not None else self.index * CHUNK
+        return self.cut_at if self.cut_at is not None else max(0, first - self.pad)
+
+    def _close(self, s: int, e: int, n_samples: int | None) -> list[tuple[int, int]]:
+        if e - s < self.config.min_speech_s * SAMPLE_RATE and self.cut_at is None:
+            return []
+        s = self.cut_at if self.cut_at is not None else max(0, s - self.pad)
+        self.cut_at = None
+        e = e + self.pad if n_samples is None else min(n_samples, e + self.pad)
+        if self.held is not None and s <= self.held[1]:  # padding made two touch: merge
+            self.held = (self.held[0], e)
+            return []
+        done, self.held = ([self.held] if self.held is not None else []), (s, e)
+        return done
 
 
 def speech_segments(
@@ -82,35 +185,8 @@ def speech_segments(
     """Utterances as (start, end) sample indices into ``y`` (16 kHz), in order, non-overlapping."""
     if probs is None:
         probs = speech_probabilities(y)
-    min_silence = int(np.ceil(config.min_silence_s * SAMPLE_RATE / CHUNK))
-    segments: list[list[int]] = []
-    start, quiet = None, 0
-    for i, p in enumerate(probs):
-        if start is None:
-            if p >= config.threshold:
-                start, quiet = i, 0
-            continue
-        if p < config.neg_threshold:
-            quiet += 1
-            if quiet >= min_silence:
-                segments.append([start, i - quiet + 1])
-                start = None
-        else:
-            quiet = 0
-    if start is not None:
-        segments.append([start, len(probs) - quiet])
-    pad = int(config.pad_s * SAMPLE_RATE)
-    out: list[tuple[int, int]] = []
-    for s, e in segments:
-        s_samp, e_samp = s * CHUNK, min(e * CHUNK, len(y))
-        if e_samp - s_samp < config.min_speech_s * SAMPLE_RATE:
-            continue
-        s_samp, e_samp = max(0, s_samp - pad), min(len(y), e_samp + pad)
-        if out and s_samp <= out[-1][1]:  # padding made two utterances touch: merge
-            out[-1] = (out[-1][0], e_samp)
-        else:
-            out.append((s_samp, e_samp))
-    return out
+    segmenter = Segmenter(config)
+    return segmenter.push(probs) + segmenter.finish(len(y))
 
 
 def speech_seconds(y: np.ndarray, config: VadConfig = VadConfig()) -> float:

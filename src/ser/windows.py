@@ -15,7 +15,8 @@ Runs on NumPy and ONNX Runtime only (no librosa, no numba): this is the serving 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Iterable, Iterator
 
 import numpy as np
 
@@ -36,6 +37,7 @@ class Unit:
     end_s: float
     window: np.ndarray  # float32, config.window_samples long
     speech: bool  # the VAD found speech in the window
+    speech_s: float = 0.0  # seconds of it the VAD found (for a recording: the utterance piece)
 
 
 def trim_bounds(y: np.ndarray, config: FeatureConfig) -> tuple[int, int]:
@@ -89,18 +91,23 @@ def fit_window(y: np.ndarray, config: FeatureConfig,
 
 
 def clip_unit(y: np.ndarray, config: FeatureConfig, vad_config: vad.VadConfig = vad.VadConfig(),
-              offset_s: float = 0.0) -> Unit:
+              offset_s: float = 0.0, segments: list[tuple[int, int]] | None = None) -> Unit:
     """A clip placed in its window, gated on the part of the input that lands in the window:
     the VAD runs on the clip as recorded (not on the zero-padded window, whose artificial
     silence makes a low hum look like a voiced onset) and at least ``min_speech_s`` of the
-    speech it finds must fall inside the window."""
+    speech it finds must fall inside the window. The unit's span is that speech, as the VAD
+    found it (``segments``: its utterances in ``y``, when the caller has them)."""
     place = placement(y, config)  # the trimming runs once
     first, last, _ = place
     window = fit_window(y, config, place)
     sr = config.sample_rate
-    inside = sum(max(0, min(e, last) - max(s, first)) for s, e in vad.speech_segments(y, vad_config))
+    found = [(max(s, first), min(e, last)) for s, e in
+             (vad.speech_segments(y, vad_config) if segments is None else segments)]
+    found = [(s, e) for s, e in found if e > s]
+    inside = sum(e - s for s, e in found)
     speech = inside >= vad_config.min_speech_s * sr
-    return Unit(offset_s + first / sr, offset_s + last / sr, window, speech)
+    start, end = (found[0][0], found[-1][1]) if found else (first, last)
+    return Unit(offset_s + start / sr, offset_s + end / sr, window, speech, inside / sr)
 
 
 def split_evenly(start: int, end: int, max_len: int) -> list[tuple[int, int]]:
@@ -110,16 +117,31 @@ def split_evenly(start: int, end: int, max_len: int) -> list[tuple[int, int]]:
     return list(zip(edges[:-1].tolist(), edges[1:].tolist()))
 
 
-def recording_units(y: np.ndarray, config: FeatureConfig,
-                    vad_config: vad.VadConfig = vad.VadConfig()) -> list[Unit]:
-    """The utterances of a recording, each piece placed in a window (all have speech)."""
+#: An utterance without a pause longer than this is cut here (memory stays bounded): ten
+#: 3-s windows, so the pieces are the ones a longer utterance would get anyway.
+MAX_UTTERANCE_WINDOWS = 10
+
+
+def utterance_units(y: np.ndarray, start: int, config: FeatureConfig,
+                    max_clip_s: float = DEFAULT_MAX_CLIP_S) -> list[Unit]:
+    """The units of one utterance ``y`` that starts at sample ``start`` of a recording: up to
+    ``max_clip_s`` one unit placed exactly as a clip of that length would be (the same speech
+    gets the same window alone and inside a recording); longer, equal pieces of at most one
+    window, each placed like a clip. Spans are the utterance's (or piece's) bounds."""
     sr = config.sample_rate
-    units = []
-    for start, end in vad.speech_segments(y, vad_config):
-        for a, b in split_evenly(start, end, config.window_samples):
-            window = fit_window(y[a:b], config)
-            units.append(Unit(a / sr, b / sr, window, True))
-    return units
+    if len(y) <= max_clip_s * sr:
+        window = fit_window(y, config)
+        return [Unit(start / sr, (start + len(y)) / sr, window, True, len(y) / sr)]
+    return [Unit((start + a) / sr, (start + b) / sr, fit_window(y[a:b], config), True, (b - a) / sr)
+            for a, b in split_evenly(0, len(y), config.window_samples)]
+
+
+def recording_units(y: np.ndarray, config: FeatureConfig,
+                    vad_config: vad.VadConfig = vad.VadConfig(),
+                    max_clip_s: float = DEFAULT_MAX_CLIP_S) -> list[Unit]:
+    """The utterances of a recording in memory, each as :func:`utterance_units` (all have
+    speech); the same as :func:`stream_units` gives block by block."""
+    return list(stream_units([y], config, max_clip_s, vad_config, clip_first=False))
 
 
 def analysis_units(y: np.ndarray, config: FeatureConfig, max_clip_s: float = DEFAULT_MAX_CLIP_S,
@@ -127,12 +149,78 @@ def analysis_units(y: np.ndarray, config: FeatureConfig, max_clip_s: float = DEF
     """The served rule: one clip unit for short input, utterance units for a recording.
 
     An empty list means the input has no speech."""
+    return list(stream_units([y], config, max_clip_s, vad_config))
+
+
+@dataclass
+class StreamInfo:
+    """What :func:`stream_units` knows once its input has ended."""
+
+    samples: int = 0
+    clip: bool = False  # analysed as one clip (input up to max_clip_s)
+    buffered_max: int = 0  # the most samples held at once (the memory bound, for tests)
+    utterances: list[tuple[int, int]] = field(default_factory=list)
+
+
+def stream_units(blocks: Iterable[np.ndarray], config: FeatureConfig,
+                 max_clip_s: float = DEFAULT_MAX_CLIP_S,
+                 vad_config: vad.VadConfig = vad.VadConfig(), info: StreamInfo | None = None,
+                 clip_first: bool = True) -> Iterator[Unit]:
+    """Units of audio given as consecutive 16-kHz blocks, yielded as soon as each utterance
+    is complete: input that ends within ``max_clip_s`` is one clip (:func:`clip_unit`),
+    anything longer a recording cut by the VAD into utterances (:func:`utterance_units`).
+    Only the audio an unfinished utterance may still need is kept, so memory does not grow
+    with the input's length. Only units with speech are yielded."""
     if config.sample_rate != vad.SAMPLE_RATE:
         raise ConfigError(f"the VAD runs at {vad.SAMPLE_RATE} Hz, not {config.sample_rate} Hz")
-    if len(y) <= max_clip_s * config.sample_rate:
-        unit = clip_unit(y, config, vad_config)
-        return [unit] if unit.speech else []
-    return recording_units(y, config, vad_config)
+    info = info if info is not None else StreamInfo()
+    sr = config.sample_rate
+    limit = int(max_clip_s * sr)
+    head: list[np.ndarray] = []
+    blocks = iter(blocks)
+    held = 0
+    if clip_first:
+        for block in blocks:  # up to max_clip_s: maybe a clip
+            head.append(np.asarray(block, np.float32))
+            held += len(block)
+            if held > limit:
+                break
+        else:
+            y = np.concatenate(head) if head else np.zeros(0, np.float32)
+            info.samples, info.clip, info.buffered_max = len(y), True, len(y)
+            segments = vad.speech_segments(y, vad_config)
+            info.utterances = segments
+            unit = clip_unit(y, config, vad_config, segments=segments)
+            if unit.speech:
+                yield unit
+            return
+    scorer, segmenter = vad.StreamingScorer(), vad.Segmenter(vad_config)
+    buffer, buffer_start = np.zeros(0, np.float32), 0
+    max_utterance_s = MAX_UTTERANCE_WINDOWS * config.window_s
+
+    def units_of(utterances):
+        for s, e in utterances:
+            info.utterances.append((s, e))
+            yield from utterance_units(buffer[s - buffer_start : e - buffer_start], s, config,
+                                       max_clip_s)
+
+    def chained():
+        yield from head
+        yield from blocks
+
+    for block in chained():
+        block = np.asarray(block, np.float32)
+        buffer = np.concatenate([buffer, block])
+        info.samples += len(block)
+        info.buffered_max = max(info.buffered_max, len(buffer))
+        done = segmenter.push(scorer.push(block)) + segmenter.cut(max_utterance_s)
+        yield from units_of(done)
+        keep_from = segmenter.needed_from
+        if keep_from > buffer_start:
+            buffer = buffer[keep_from - buffer_start :].copy()
+            buffer_start = keep_from
+    yield from units_of(segmenter.push(scorer.push(np.zeros(0, np.float32), last=True))
+                        + segmenter.finish(info.samples))
 
 
 def clip_features(y: np.ndarray, config: FeatureConfig) -> np.ndarray:
