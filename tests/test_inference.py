@@ -20,8 +20,9 @@ from .conftest import speech
 
 from ser.inference import PREDICTION_FIELDS  # noqa: E402
 
+# The contract grows by adding keys only (issue 19 added summary and summary_share).
 CONTRACT_KEYS = {"path", "emotion", "confidence", "uncertain", "probabilities", "duration_s",
-                 "speech_s", "emotion_shares", "segments", "warnings"}
+                 "speech_s", "emotion_shares", "segments", "warnings", "summary", "summary_share"}
 
 
 @pytest.fixture(scope="module")
@@ -228,3 +229,39 @@ def test_ser_models_lists_every_shipped_bundle(capsys):
     assert [r["name"] for r in rows] == shipped and "light" in shipped
     for r in rows:
         assert r["size_mb"] > 0 and r["parameters"] > 0 and r["frontend"] in ("handcrafted", "whisper-base")
+
+
+def test_a_recording_is_named_only_when_one_emotion_dominates():
+    """summary: the emotion with at least DOMINANT_SHARE of the speaking time, else "mixed";
+    a clip is its emotion; the contract's other fields are unchanged."""
+    from ser.inference import DOMINANT_SHARE, MIXED, Prediction, Segment
+
+    probs = {e: 1 / 8 for e in EMOTIONS}
+    one = Prediction("sad", 0.6, probs, 3.0, [Segment(0.0, 2.0, "sad", 0.6)])
+    assert (one.summary, one.summary_share) == ("sad", 1.0)
+    mostly = Prediction("sad", 0.5, probs, 20.0, [Segment(0, 8, "sad", 0.6), Segment(9, 11, "angry", 0.5)])
+    assert mostly.summary == "sad" and mostly.summary_share == pytest.approx(0.8)
+    assert mostly.summary_share >= DOMINANT_SHARE
+    mixed = Prediction("sad", 0.3, probs, 20.0, [Segment(0, 5, "sad", 0.6), Segment(6, 10, "angry", 0.5),
+                                                 Segment(11, 13, "happy", 0.5)])
+    assert mixed.summary == MIXED and mixed.summary_share == pytest.approx(5 / 11)
+    assert mixed.to_dict()["emotion"] == "sad"  # the length-weighted mean, as before
+    silent = Prediction("no_speech", 0.0, {e: 0.0 for e in EMOTIONS}, 5.0)
+    assert (silent.summary, silent.summary_share) == ("no_speech", 0.0)
+
+
+def test_table_lists_a_recordings_utterances_and_warnings():
+    from ser.batch import format_rows
+
+    row = {"path": "talk.wav", "emotion": "sad", "confidence": 0.3, "uncertain": True,
+           "duration_s": 20.0, "speech_s": 11.0, "summary": "mixed", "summary_share": 0.4545,
+           "emotion_shares": {"sad": 0.4545, "angry": 0.3636, "happy": 0.1818},
+           "segments": [{"start_s": 0, "end_s": 5, "emotion": "sad", "confidence": 0.6},
+                        {"start_s": 6, "end_s": 10, "emotion": "angry", "confidence": 0.5},
+                        {"start_s": 11, "end_s": 13, "emotion": "happy", "confidence": 0.5}],
+           "warnings": ["truncated"]}
+    lines = format_rows([row], "table").splitlines()
+    assert lines[1].split()[:3] == ["talk.wav", "mixed", "45%"]
+    assert lines[2].strip() == "speaking time: sad 45%, angry 36%, happy 18%"
+    assert [line.split()[1] for line in lines[3:6]] == ["sad", "angry", "happy"]
+    assert lines[6].strip() == "warning: truncated"

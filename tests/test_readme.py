@@ -33,12 +33,17 @@ def test_readme_is_short_and_its_blocks_were_found():
         assert any(line.startswith(prefix) for b in _shell_blocks() for line in b.splitlines())
 
 
-def test_quick_start_output_is_what_ser_prints():
-    expected = next(body for lang, body in BLOCKS if lang == "" and "speech_example.wav" in body)
-    run = subprocess.run([str(Path(sys.executable).parent / "ser"), "predict",
-                          "src/ser/examples/speech_example.wav"], cwd=ROOT, capture_output=True,
-                         text=True, check=True)
-    assert run.stdout.split() == expected.split()
+def test_printed_outputs_are_what_ser_prints():
+    """Every plain block that shows `ser predict`'s table: the quick start's (after `make
+    demo`) and the recording example's (the command is named in backticks just before it)."""
+    shown = re.findall(r"(?:`(ser predict [^`]+)`[^\n]*\n\n)?^```\n(file .*?)^```", README,
+                       flags=re.S | re.M)
+    assert len(shown) >= 2
+    for command, expected in shown:
+        argv = (command or "ser predict src/ser/examples/speech_example.wav").split()[1:]
+        run = subprocess.run([str(Path(sys.executable).parent / "ser"), *argv], cwd=ROOT,
+                             capture_output=True, text=True, check=True)
+        assert run.stdout.split() == expected.split(), command
 
 
 @pytest.mark.parametrize("index", range(sum(lang == "python" for lang, _ in BLOCKS)))

@@ -180,6 +180,11 @@ def _schemas():
         segments: list[Segment]
         warnings: list[str] = Field(description='"truncated": the file ended before its header '
                                                 "said; what decoded cleanly was analysed")
+        summary: str = Field(description="what to read first: the emotion, or \"mixed\" for a "
+                                         "recording in which no emotion has 70% of the speaking "
+                                         "time, or no_speech")
+        summary_share: float = Field(description="share of the speaking time of the summary's "
+                                                 "emotion (the largest share when mixed)")
 
     class JobOut(BaseModel):
         id: str

@@ -439,7 +439,8 @@ def parquet_schema():
         ("uncertain", pa.bool_()), ("duration_s", pa.float64()), ("speech_s", pa.float64()),
         *[(e, pa.float64()) for e in EMOTIONS],
         ("emotion_shares", emotions), ("segments", pa.list_(segment)),
-        ("warnings", pa.list_(pa.string())), ("error", pa.string()),
+        ("warnings", pa.list_(pa.string())), ("summary", pa.string()),
+        ("summary_share", pa.float64()), ("error", pa.string()),
     ])
 
 
@@ -480,9 +481,23 @@ def format_rows(rows: list[dict], fmt: str) -> str:
     width = max([len(r["path"]) for r in rows] + [4])
     lines = [f"{'file':<{width}}  {'emotion':<10} {'conf':>5}  {'dur_s':>6}  {'speech_s':>8}  segments"]
     for r in rows:
-        emotion = r["emotion"] + ("?" if r.get("uncertain") else "")
-        lines.append(f"{r['path']:<{width}}  {emotion:<10} {r['confidence']:>5.2f}  "
-                     f"{r['duration_s']:>6.2f}  {r['speech_s']:>8.2f}  {len(r['segments'])}")
+        segments = r["segments"]
+        if len(segments) > 1:  # a recording: its summary, then one line per utterance
+            summary = r.get("summary", r["emotion"])
+            shares = sorted(r["emotion_shares"].items(), key=lambda kv: -kv[1])
+            label, value = summary, f"{r.get('summary_share', shares[0][1]):>5.0%}"  # of speech
+            lines.append(f"{r['path']:<{width}}  {label:<10} {value}  {r['duration_s']:>6.2f}  "
+                         f"{r['speech_s']:>8.2f}  {len(segments)}")
+            top = ", ".join(f"{e} {v:.0%}" for e, v in shares[:3] if v > 0)
+            lines.append(f"  speaking time: {top}")
+            for s in segments:
+                lines.append(f"  {s['start_s']:>8.2f}-{s['end_s']:<8.2f} {s['emotion']:<10} "
+                             f"{s['confidence']:.2f}")
+        else:
+            emotion = r["emotion"] + ("?" if r.get("uncertain") else "")
+            lines.append(f"{r['path']:<{width}}  {emotion:<10} {r['confidence']:>5.2f}  "
+                         f"{r['duration_s']:>6.2f}  {r['speech_s']:>8.2f}  {len(segments)}")
+        lines += [f"  warning: {w}" for w in r.get("warnings", [])]
     return "\n".join(lines) + "\n" if rows else ""
 
 

@@ -49,6 +49,13 @@ class Segment:
                 "emotion": self.emotion, "confidence": round(self.confidence, 4)}
 
 
+#: A recording is named after one emotion when that emotion is the top one of at least this
+#: share of its speaking time; below, it is "mixed". Chosen on recordings built from corpora
+#: the default model never trained on (TESS, nEMO): docs/results.md, "Summary of a recording".
+DOMINANT_SHARE = 0.7
+MIXED = "mixed"
+
+
 @dataclass
 class Prediction:
     emotion: str  # one of the labels, or NO_SPEECH
@@ -74,6 +81,23 @@ class Prediction:
             shares[s.emotion] = shares.get(s.emotion, 0.0) + (s.end_s - s.start_s) / total
         return shares if self.segments else {}
 
+    @property
+    def summary(self) -> str:
+        """What a person should read first: the emotion, ``"mixed"`` for a recording in which
+        no emotion has ``DOMINANT_SHARE`` of the speaking time, or ``"no_speech"``."""
+        if not self.has_speech or len(self.segments) <= 1:
+            return self.emotion
+        shares = self.emotion_shares
+        top = max(shares, key=shares.get)
+        return top if shares[top] >= DOMINANT_SHARE else MIXED
+
+    @property
+    def summary_share(self) -> float:
+        """The share of speaking time of the summary's emotion (of the largest one if mixed)."""
+        if not self.has_speech:
+            return 0.0
+        return max(self.emotion_shares.values()) if len(self.segments) > 1 else 1.0
+
     def to_dict(self) -> dict:
         """The JSON Lines contract of ``ser predict`` (and of the HTTP API)."""
         return {
@@ -87,6 +111,8 @@ class Prediction:
             "emotion_shares": {k: round(v, 4) for k, v in self.emotion_shares.items()},
             "segments": [s.to_dict() for s in self.segments],
             "warnings": list(self.warnings),
+            "summary": self.summary,
+            "summary_share": round(self.summary_share, 4),
         }
 
 

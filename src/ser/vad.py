@@ -159,6 +159,14 @@ class Segmenter:
     cut_at: int | None = None
 
     @property
+    def start_sample(self) -> int | None:
+        """Where the utterance being heard now began (None in a pause): it bounds the one
+        before."""
+        if self.held is not None:
+            return self.held[0]
+        return None if self.start is None else max(0, self.start * CHUNK - self.pad)
+
+    @property
     def needed_from(self) -> int:
         """The first sample an utterance still to come may include: earlier audio can go."""
         if self.held is not None:

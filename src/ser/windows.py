@@ -122,18 +122,28 @@ def split_evenly(start: int, end: int, max_len: int) -> list[tuple[int, int]]:
 MAX_UTTERANCE_WINDOWS = 10
 
 
+#: Audio on each side of an utterance (at most half the pause to its neighbour) that goes
+#: into its window's placement: a corpus clip, as trained on, has such quiet around its
+#: speech, and the placement then trims it exactly as it trims the clip alone.
+UTTERANCE_CONTEXT_S = 1.0
+
+
 def utterance_units(y: np.ndarray, start: int, config: FeatureConfig,
-                    max_clip_s: float = DEFAULT_MAX_CLIP_S) -> list[Unit]:
-    """The units of one utterance ``y`` that starts at sample ``start`` of a recording: up to
-    ``max_clip_s`` one unit placed exactly as a clip of that length would be (the same speech
-    gets the same window alone and inside a recording); longer, equal pieces of at most one
-    window, each placed like a clip. Spans are the utterance's (or piece's) bounds."""
+                    max_clip_s: float = DEFAULT_MAX_CLIP_S, context: tuple[int, int] = (0, 0)
+                    ) -> list[Unit]:
+    """The units of one utterance that starts at sample ``start`` of a recording; ``y`` is the
+    utterance with ``context`` samples of the recording before and after it. Up to
+    ``max_clip_s`` one unit, placed as a clip (context included, so the same speech gets the
+    same window alone and inside a recording); longer, equal pieces of the utterance of at most
+    one window, each placed like a clip. Spans are the utterance's (or piece's) bounds."""
     sr = config.sample_rate
-    if len(y) <= max_clip_s * sr:
-        window = fit_window(y, config)
-        return [Unit(start / sr, (start + len(y)) / sr, window, True, len(y) / sr)]
-    return [Unit((start + a) / sr, (start + b) / sr, fit_window(y[a:b], config), True, (b - a) / sr)
-            for a, b in split_evenly(0, len(y), config.window_samples)]
+    before, after = context
+    n = len(y) - before - after
+    if n <= max_clip_s * sr:
+        return [Unit(start / sr, (start + n) / sr, fit_window(y, config), True, n / sr)]
+    core = y[before : before + n]
+    return [Unit((start + a) / sr, (start + b) / sr, fit_window(core[a:b], config), True,
+                 (b - a) / sr) for a, b in split_evenly(0, n, config.window_samples)]
 
 
 def recording_units(y: np.ndarray, config: FeatureConfig,
@@ -197,12 +207,26 @@ def stream_units(blocks: Iterable[np.ndarray], config: FeatureConfig,
     scorer, segmenter = vad.StreamingScorer(), vad.Segmenter(vad_config)
     buffer, buffer_start = np.zeros(0, np.float32), 0
     max_utterance_s = MAX_UTTERANCE_WINDOWS * config.window_s
+    context = int(UTTERANCE_CONTEXT_S * sr)
+    waiting: list[tuple[int, int]] = []  # complete utterances waiting for the audio after them
+    previous_end = 0
 
-    def units_of(utterances):
-        for s, e in utterances:
+    def ready(final: bool):
+        """Units of the waiting utterances whose context after them is known."""
+        nonlocal previous_end
+        while waiting:
+            s, e = waiting[0]
+            following = (waiting[1][0] if len(waiting) > 1
+                         else segmenter.start_sample if segmenter.start_sample is not None else None)
+            if not final and following is None and info.samples < e + context:
+                return
+            lo = max(s - context, (previous_end + s + 1) // 2, buffer_start)
+            hi = min(e + context, info.samples if following is None else (e + following) // 2)
+            waiting.pop(0)
             info.utterances.append((s, e))
-            yield from utterance_units(buffer[s - buffer_start : e - buffer_start], s, config,
-                                       max_clip_s)
+            previous_end = e
+            yield from utterance_units(buffer[lo - buffer_start : hi - buffer_start], s, config,
+                                       max_clip_s, (s - lo, hi - e))
 
     def chained():
         yield from head
@@ -213,14 +237,16 @@ def stream_units(blocks: Iterable[np.ndarray], config: FeatureConfig,
         buffer = np.concatenate([buffer, block])
         info.samples += len(block)
         info.buffered_max = max(info.buffered_max, len(buffer))
-        done = segmenter.push(scorer.push(block)) + segmenter.cut(max_utterance_s)
-        yield from units_of(done)
-        keep_from = segmenter.needed_from
+        waiting += segmenter.push(scorer.push(block)) + segmenter.cut(max_utterance_s)
+        yield from ready(final=False)
+        keep_from = min([segmenter.needed_from] + [s for s, _ in waiting]) - context
+        keep_from = max(keep_from, min(previous_end, segmenter.needed_from))
         if keep_from > buffer_start:
             buffer = buffer[keep_from - buffer_start :].copy()
             buffer_start = keep_from
-    yield from units_of(segmenter.push(scorer.push(np.zeros(0, np.float32), last=True))
-                        + segmenter.finish(info.samples))
+    waiting += (segmenter.push(scorer.push(np.zeros(0, np.float32), last=True))
+                + segmenter.finish(info.samples))
+    yield from ready(final=True)
 
 
 def clip_features(y: np.ndarray, config: FeatureConfig) -> np.ndarray:
