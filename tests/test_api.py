@@ -174,14 +174,24 @@ def _recording(seconds: float) -> bytes:
 
 
 def test_long_audio_goes_to_jobs(small_server):
+    import time
+
     long = _recording(30)
     r = small_server.post("/v1/predict", content=long, headers={"content-type": "audio/flac"})
     assert r.status_code == 413 and "/v1/jobs" in r.json()["error"]
     r = small_server.post("/v1/jobs", content=long, headers={"content-type": "audio/flac",
                                                                "x-filename": "call.flac"})
     assert r.status_code == 202 and r.json()["status"] in ("queued", "running", "done")
+    seen = []
+    for _ in range(600):  # progress moves while the job decodes and analyses, not at the end only
+        job = small_server.get(f"/v1/jobs/{r.json()['id']}").json()
+        seen.append(job["progress"])
+        if job["status"] in ("done", "failed"):
+            break
+        time.sleep(0.005)
     job = _wait_for_job(small_server, r.json()["id"])
     assert job["status"] == "done" and job["progress"] == 1.0
+    assert any(0.0 < f < 1.0 for f in seen), seen
     assert job["result"]["path"] == "call.flac" and len(job["result"]["segments"]) >= 5
     assert small_server.get("/v1/jobs/nope").status_code == 404
     too_long = small_server.post("/v1/jobs", content=_recording(70),
@@ -194,9 +204,12 @@ def test_long_audio_goes_to_jobs(small_server):
 
 def test_job_queue_is_bounded(small_server):
     long = _recording(40)
-    codes = [small_server.post("/v1/jobs", content=long, headers={"content-type": "audio/flac"}).status_code
-             for _ in range(4)]
+    answers = [small_server.post("/v1/jobs", content=long, headers={"content-type": "audio/flac"})
+               for _ in range(4)]
+    codes = [r.status_code for r in answers]
     assert codes.count(202) >= 2 and 429 in codes
+    refused = next(r for r in answers if r.status_code == 429)
+    assert int(refused.headers["retry-after"]) > 0  # when to come back
     # short requests are still answered while jobs run
     r = small_server.post("/v1/predict", content=_wav(speech()), headers={"content-type": "audio/wav"})
     assert r.status_code == 200

@@ -11,7 +11,8 @@
 
 Bad input always gets a 4xx JSON error ``{"error": "..."}``: 413 for an upload over the size
 limit or audio too long for the synchronous endpoint, 415 for a body that is not audio by its
-content type, 422 for audio that cannot be analysed, 429 when the job queue is full. CPU work
+content type, 422 for audio that cannot be analysed, 429 when the job queue is full (with
+``Retry-After``, as the 503 of a busy server). CPU work
 for /v1/predict runs in a thread pool, at most ``max_concurrency`` at a time; a request waiting
 or running longer than ``timeout_s`` (each, so up to twice ``timeout_s`` in all) gets 503.
 Jobs run one at a time on their own worker, so a long recording never holds the slots that
@@ -48,9 +49,9 @@ class ServerConfig:
     model: "str | None" = None
     max_upload_mb: float = 25.0
     max_duration_s: float = DEFAULT_MAX_DURATION_S  # the longest audio accepted at all (as a job)
-    # The longest audio /v1/predict takes: at the default model's real-time factor on 2 cores
-    # (about 0.01) 120 s is about 1-2 s of work, well inside timeout_s even with both slots busy.
-    max_sync_duration_s: float = 120.0
+    # The longest audio /v1/predict takes: 30 s is about 0.3 s of work for the default model on
+    # 2 cores, so clients looping long files cannot starve short requests (longer: /v1/jobs).
+    max_sync_duration_s: float = 30.0
     timeout_s: float = 60.0
     max_concurrency: int = 2
     max_jobs: int = 8  # queued or running; more get 429
@@ -154,9 +155,13 @@ class Jobs:
             job["finished"] = time.time()
 
 
+#: Seconds a client is asked to wait (``Retry-After``) when the server or the job queue is full.
+RETRY_AFTER_S = 10
+
+
 class BadInput(Exception):
-    def __init__(self, status: int, message: str):
-        self.status, self.message = status, message
+    def __init__(self, status: int, message: str, retry_after: "int | None" = None):
+        self.status, self.message, self.retry_after = status, message, retry_after
 
 
 def _schemas():
@@ -231,7 +236,7 @@ def create_app(config: ServerConfig | None = None, recognizer=None):
         try:
             await asyncio.wait_for(slots.acquire(), timeout=config.timeout_s)
         except asyncio.TimeoutError:
-            raise BadInput(503, "server busy: try again later") from None
+            raise BadInput(503, "server busy: try again later", RETRY_AFTER_S) from None
         # The slot is released when the work really ends, not when a timed-out request gives
         # up on it: the bound on concurrent CPU work holds even under time-outs.
         work = asyncio.ensure_future(
@@ -256,7 +261,8 @@ def create_app(config: ServerConfig | None = None, recognizer=None):
         data, name = await _read_body(request, limit_bytes, config.max_upload_mb)
         job = jobs.submit(data, name)
         if job is None:
-            raise BadInput(429, f"{config.max_jobs} jobs are queued or running: try again later")
+            raise BadInput(429, f"{config.max_jobs} jobs are queued or running: try again later",
+                           RETRY_AFTER_S)
         return _job_view(job)
 
     @app.get("/v1/jobs/{job_id}", response_model=JobOut, responses=errors)
@@ -301,7 +307,8 @@ def _job_view(job: dict) -> dict:
 def _add_error_handlers(app) -> None:
     @app.exception_handler(BadInput)
     async def _bad_input(_request, exc: BadInput):
-        return JSONResponse({"error": exc.message}, status_code=exc.status)
+        headers = {"Retry-After": str(exc.retry_after)} if exc.retry_after else None
+        return JSONResponse({"error": exc.message}, status_code=exc.status, headers=headers)
 
     @app.exception_handler(StarletteHTTPException)
     async def _http_error(_request, exc):

@@ -53,7 +53,7 @@ def add_parsers(sub) -> None:
     _add_server_args(p, port=8000)
     p.add_argument("--max-duration", type=float, default=DEFAULT_MAX_DURATION_S,
                    help="longest audio (s), as a job")
-    p.add_argument("--max-sync-duration", type=float, default=120.0,
+    p.add_argument("--max-sync-duration", type=float, default=30.0,
                    help="longest audio (s) for /v1/predict; longer goes to /v1/jobs")
     p.add_argument("--max-jobs", type=int, default=8, help="jobs queued or running at once")
     p.add_argument("--timeout", type=float, default=60.0, help="per-request limit (s)")
