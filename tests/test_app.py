@@ -47,20 +47,28 @@ def test_example_analysis_shows_result_and_charts(app):
     app.button[0].click()
     app.run()
     assert not app.exception
-    labels = [m.label for m in app.metric]
-    assert labels == ["Emotion", "Confidence"]
+    # a recording: its summary (one emotion with most of the speaking time, or mixed)
+    assert [m.label for m in app.metric] == ["Recording", "Share of speaking time", "Utterances"]
     assert app.metric[1].value.endswith("%")
     charts = app.get("plotly_chart")
-    # probabilities, timeline and time shares (the long example has several utterances),
-    # waveform, spectrogram
+    # timeline, time shares, probabilities (in an expander), waveform, spectrogram
     assert len(charts) == 5
     import json as _json
 
     specs = [_json.loads(c.proto.spec) for c in charts]
     titles = [spec["layout"]["title"]["text"] for spec in specs]
-    assert titles[1].startswith("Emotion of each utterance") and titles[3].startswith("Waveform")
-    timeline = specs[1]["data"]
-    assert len(timeline) >= 2 and all(bar["marker"]["color"].startswith("#") for bar in timeline)
+    assert titles[0].startswith("Emotion of each utterance") and titles[3].startswith("Waveform")
+    timeline = specs[0]["data"]
+    assert sum(len(t["base"]) for t in timeline) >= 2  # a bar per utterance, a trace per emotion
+    assert all(t["marker"]["color"].startswith("#") for t in timeline)
+    from ser.common import EMOTIONS
+
+    order = [EMOTIONS.index(t["name"]) for t in timeline]
+    assert order == sorted(order)  # the legend in the one emotion order of the page
+    # every chart over time shares one axis, so that they line up
+    ranges = {tuple(specs[i]["layout"]["xaxis"]["range"]) for i in (0, 3, 4)}
+    assert len(ranges) == 1
+    assert specs[2]["layout"]["xaxis"]["tickvals"][-1] == 100  # probability ticks reach 100
     # the waveform draws the true peak: its max trace reaches the loudest sample
     from importlib.resources import files
 
@@ -69,7 +77,35 @@ def test_example_analysis_shows_result_and_charts(app):
     from ser.audio import decode
 
     y = decode(str(files("ser") / "examples" / "long_example.wav"), 16_000).samples
-    assert max(specs[3]["data"][0]["y"]) == pytest.approx(float(np.max(y)), abs=1e-6)
+    assert max(specs[3]["data"][0]["y"]) == pytest.approx(float(np.max(y)), abs=1e-4)  # 4 digits
+
+
+def test_a_clip_shows_emotion_and_confidence(app):
+    example = next(s for s in app.selectbox if s.label.startswith("Bundled example"))
+    example.select("speech_example.wav")
+    app.button[0].click()
+    app.run()
+    assert not app.exception
+    assert [m.label for m in app.metric] == ["Emotion", "Confidence"]
+
+
+def test_charts_stay_screen_sized_and_silence_stays_dark(random_bundle):
+    """A 10-minute input gives at most 1,000 columns of spectrogram (the payload does not grow
+    with length), and digital silence is drawn on the scale's black floor."""
+    import numpy as np
+
+    from ser.app import FLOOR_DB, SCREEN_COLUMNS, spectrogram_chart, waveform_chart
+    from ser.inference import EmotionRecognizer
+
+    rec = EmotionRecognizer.load(random_bundle)
+    rng = np.random.default_rng(0)
+    long = (0.1 * rng.standard_normal(600 * 16_000)).astype(np.float32)
+    spec = spectrogram_chart(long, rec).to_plotly_json()
+    heat = spec["data"][0]
+    assert len(heat["x"]) <= SCREEN_COLUMNS and len(heat["z"][0]) == len(heat["x"])
+    assert len(waveform_chart(long, 16_000).to_plotly_json()["data"][0]["x"]) <= SCREEN_COLUMNS
+    silent = spectrogram_chart(np.zeros(3 * 16_000, np.float32), rec).to_plotly_json()["data"][0]
+    assert silent["zmax"] == FLOOR_DB + 80 and np.max(silent["z"]) == silent["zmin"]
 
 
 def test_shipped_model_panel_reports_cross_validation(monkeypatch):

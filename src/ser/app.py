@@ -18,7 +18,7 @@ from ser.audio import DEFAULT_MAX_DURATION_S, AudioError, decode
 from ser.bundle import SHIPPED_MODELS
 from ser.datasets import describe_corpora
 from ser.features import log_mel_spectrogram
-from ser.inference import NO_SPEECH, EmotionRecognizer
+from ser.inference import DOMINANT_SHARE, MIXED, NO_SPEECH, EmotionRecognizer
 
 MAX_UPLOAD_MB = float(os.environ.get("SER_APP_MAX_UPLOAD_MB", "25"))
 MAX_DURATION_S = float(os.environ.get("SER_APP_MAX_DURATION_S", DEFAULT_MAX_DURATION_S))
@@ -29,16 +29,23 @@ COLOURS = {"angry": "#d62728", "calm": "#17becf", "disgust": "#8c564b", "fear": 
            "happy": "#e6ab02", "neutral": "#7f7f7f", "sad": "#1f77b4", "surprise": "#ff7f0e"}
 
 
-@st.cache_resource(show_spinner="Loading the model…")
+#: Columns of time the charts draw at most: about a screen's width, whatever the length.
+SCREEN_COLUMNS = 1000
+#: The floor of the spectrogram's dB scale (power 1e-10): digital silence sits here.
+FLOOR_DB = -100.0
+
+
+@st.cache_resource(show_spinner="Loading the model…", max_entries=1)
 def load_recognizer(path: str | None) -> EmotionRecognizer:
-    """Loaded once per server process, shared by every session."""
+    """Loaded on first use and shared by every session; one model at a time (choosing another
+    replaces it), so the app's memory does not grow with the models tried."""
     return EmotionRecognizer.load(path)
 
 
 def model_panel(rec: EmotionRecognizer) -> None:
     cfg = rec.bundle.config
     metrics = cfg.get("metrics", {})
-    st.sidebar.header("Model")
+    st.sidebar.subheader("About this model")
     st.sidebar.markdown(
         f"**{cfg['arch']['name']}** ({rec.bundle.frontend} front end)  \n"
         f"Classes: {', '.join(cfg['labels'])}"
@@ -86,11 +93,19 @@ def probability_chart(probabilities: dict[str, float]):
     fig = go.Figure(go.Bar(x=values, y=labels, orientation="h", marker_color=[COLOURS[k] for k in labels],
                            text=[f"{v:.1f}%" for v in values], textposition="auto"))
     fig.update_layout(title="Emotion probabilities", xaxis_title="probability (%)",
-                      xaxis_range=[0, 100], height=320, margin=dict(l=70, r=10, t=40, b=45))
+                      xaxis=dict(range=[0, 101], tickvals=list(range(0, 101, 20))), height=320,
+                      yaxis=dict(categoryorder="array", categoryarray=labels[::-1]),
+                      margin=dict(l=70, r=10, t=40, b=45))
     return fig
 
 
-def envelope(samples: np.ndarray, columns: int = 1000) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _time_axis(fig, duration_s: float) -> None:
+    """The same time axis and margins on every chart over time, so that they line up."""
+    fig.update_xaxes(range=[0, max(duration_s, 1e-3)], title="time (s)")
+    fig.update_layout(margin=dict(l=70, r=90, t=40, b=45))
+
+
+def envelope(samples: np.ndarray, columns: int = SCREEN_COLUMNS) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(column start index, min, max) per column: every peak survives, however long the input."""
     columns = max(1, min(columns, len(samples)))
     edges = np.linspace(0, len(samples), columns + 1).astype(int)
@@ -103,15 +118,18 @@ def waveform_chart(samples: np.ndarray, sr: int):
     import plotly.graph_objects as go
 
     starts, lows, highs = envelope(samples)
-    t, lows, highs = (starts / sr).tolist(), lows.tolist(), highs.tolist()
+    # Rounded: the chart's JSON is what the browser receives (4 digits are below a pixel).
+    t, lows, highs = ((starts / sr).round(3).tolist(), lows.round(4).tolist(),
+                      highs.round(4).tolist())
     fig = go.Figure([
         go.Scatter(x=t, y=highs, mode="lines", line=dict(width=0.8, color="#1f77b4"),
                    name="max", hoverinfo="skip", showlegend=False),
         go.Scatter(x=t, y=lows, mode="lines", line=dict(width=0.8, color="#1f77b4"), fill="tonexty",
                    fillcolor="rgba(31,119,180,0.6)", name="min", hoverinfo="skip", showlegend=False),
     ])
-    fig.update_layout(title="Waveform (min and max per pixel column)", xaxis_title="time (s)",
-                      yaxis_title="amplitude", height=250, margin=dict(l=70, r=10, t=40, b=45))
+    fig.update_layout(title="Waveform (min and max per pixel column)",
+                      yaxis_title="amplitude", height=250)
+    _time_axis(fig, len(samples) / sr)
     return fig
 
 
@@ -119,19 +137,39 @@ def spectrogram_chart(samples: np.ndarray, rec: EmotionRecognizer):
     import plotly.graph_objects as go
 
     config = rec.feature_config
-    mel = log_mel_spectrogram(samples, config)
-    top = float(mel.max()) if mel.size else 0.0
-    t = np.arange(mel.shape[1]) * config.hop_length / config.sample_rate
-    # 80 dB of range below the loudest bin; anything quieter (silence) is the colour scale's
-    # black floor, not a bright band.
+    mel, t = screen_spectrogram(samples, config)
+    # 80 dB of range below the loudest bin, never above the floor's 80 dB: quieter sound and
+    # digital silence are the colour scale's black floor, not a bright band.
+    top = max(float(mel.max()) if mel.size else FLOOR_DB, FLOOR_DB + 80)
     magma = [[0.0, "#140e36"], [0.25, "#51127c"], [0.5, "#b73779"], [0.75, "#fc8961"],
              [1.0, "#fcfdbf"]]
-    z = np.maximum(mel, top - 80).round(1).tolist()  # clamp: silence sits on the black floor
+    z = np.maximum(mel, top - 80).round().astype(int).tolist()  # whole dB: a colour step is ~1 dB
     fig = go.Figure(go.Heatmap(z=z, x=t.round(3).tolist(), colorscale=magma, zmin=top - 80,
-                               zmax=top, colorbar=dict(title="dB")))
-    fig.update_layout(title="Mel spectrogram", xaxis_title="time (s)", yaxis_title="mel band",
-                      height=300, margin=dict(l=70, r=10, t=40, b=45))
+                               zmax=top, colorbar=dict(title="dB", len=0.9)))
+    fig.update_layout(title="Mel spectrogram", yaxis_title="mel band", height=300)
+    _time_axis(fig, len(samples) / config.sample_rate)
     return fig
+
+
+def screen_spectrogram(samples: np.ndarray, config, columns: int = SCREEN_COLUMNS // 2):
+    """The log-mel spectrogram reduced to at most ``columns`` time columns (the loudest frame
+    of each, so short sounds stay visible; 500 columns of 128 bands is finer than the chart's
+    cells on a laptop screen), computed in pieces: the chart's data stays about 300 kB and the
+    memory small at any length. Returns (dB (bands, columns), column times)."""
+    hop, sr = config.hop_length, config.sample_rate
+    frames = 1 + len(samples) // hop
+    per = max(1, -(-frames // columns))  # frames per column
+    piece = per * hop * 64  # whole columns per piece
+    parts = []
+    for start in range(0, len(samples), piece):
+        mel = log_mel_spectrogram(samples[start : start + piece], config)[:, : per * 64]
+        usable = mel.shape[1] // per * per
+        if usable:
+            parts.append(mel[:, :usable].reshape(mel.shape[0], -1, per).max(axis=2))
+        if mel.shape[1] > usable:
+            parts.append(mel[:, usable:].max(axis=1, keepdims=True))
+    mel = np.concatenate(parts, axis=1) if parts else np.zeros((config.n_mels, 0), np.float32)
+    return mel, (np.arange(mel.shape[1]) * per + per / 2) * hop / sr
 
 
 def timeline_chart(segments, duration_s: float):
@@ -139,19 +177,22 @@ def timeline_chart(segments, duration_s: float):
     import plotly.graph_objects as go
 
     fig = go.Figure()
-    shown: set[str] = set()
-    for s in segments:
+    for emotion in EMOTIONS:  # one trace per emotion, in the order of every other chart
+        mine = [s for s in segments if s.emotion == emotion]
+        if not mine:
+            continue
         fig.add_trace(go.Bar(
-            x=[s.end_s - s.start_s], base=[s.start_s], y=["speech"], orientation="h",
-            marker_color=COLOURS[s.emotion], name=s.emotion, legendgroup=s.emotion,
-            showlegend=s.emotion not in shown,
-            hovertemplate=f"{s.start_s:.1f}-{s.end_s:.1f} s: {s.emotion} "
-                          f"({100 * s.confidence:.0f}%)<extra></extra>"))
-        shown.add(s.emotion)
-    fig.update_layout(title="Emotion of each utterance (gaps: no speech)", xaxis_title="time (s)",
-                      xaxis_range=[0, duration_s], height=230, barmode="overlay",
-                      yaxis=dict(showticklabels=False), legend=dict(orientation="h", y=-0.45),
-                      margin=dict(l=70, r=10, t=40, b=80))
+            x=[s.end_s - s.start_s for s in mine], base=[s.start_s for s in mine],
+            y=["speech"] * len(mine), orientation="h", marker_color=COLOURS[emotion],
+            name=emotion, legendrank=EMOTIONS.index(emotion),
+            customdata=[[s.start_s, s.end_s, 100 * s.confidence] for s in mine],
+            hovertemplate=f"%{{customdata[0]:.1f}}-%{{customdata[1]:.1f}} s: {emotion} "
+                          "(%{customdata[2]:.0f}%)<extra></extra>"))
+    fig.update_layout(title="Emotion of each utterance (gaps: no speech)", height=230,
+                      barmode="overlay", yaxis=dict(showticklabels=False),
+                      legend=dict(orientation="h", y=-0.45))
+    _time_axis(fig, duration_s)
+    fig.update_layout(margin=dict(l=70, r=90, t=40, b=80))
     return fig
 
 
@@ -161,16 +202,19 @@ def shares_chart(shares: dict[str, float]):
     labels = [k for k in EMOTIONS if shares.get(k)]
     fig = go.Figure(go.Bar(x=[100 * shares[k] for k in labels], y=labels, orientation="h",
                            marker_color=[COLOURS[k] for k in labels],
-                           text=[f"{100 * shares[k]:.0f}%" for k in labels], textposition="auto"))
+                           text=[f"{100 * shares[k]:.0f}%" for k in labels], textposition="auto",
+                           textfont=dict(size=13)))
     fig.update_layout(title="Share of the speaking time per emotion", xaxis_title="% of speech",
-                      xaxis_range=[0, 100], height=60 + 30 * len(labels),
+                      xaxis=dict(range=[0, 101], tickvals=list(range(0, 101, 20))),
+                      yaxis=dict(categoryorder="array", categoryarray=labels[::-1]),
+                      height=max(200, 90 + 32 * len(labels)), uniformtext=dict(minsize=12),
                       margin=dict(l=70, r=10, t=40, b=45))
     return fig
 
 
 def analyse(data: bytes, name: str, rec: EmotionRecognizer, player: bool = True) -> None:
-    """Decode once, predict, and draw everything; bad input becomes a message, not a crash,
-    and gets no audio player."""
+    """Decode once, predict with a progress bar, and draw everything; bad input becomes a
+    message, not a crash, and gets no audio player."""
     if len(data) > MAX_UPLOAD_MB * 1024 * 1024:
         st.error(f"{name} is {len(data) / 1e6:.1f} MB: larger than the limit of "
                  f"{MAX_UPLOAD_MB:g} MB. Cut it shorter or use `ser predict` on your machine.")
@@ -182,11 +226,19 @@ def analyse(data: bytes, name: str, rec: EmotionRecognizer, player: bool = True)
         return
     if player:
         st.audio(data)
-    with st.spinner("Analysing..."):
-        result = rec.predict(audio.samples, sample_rate=audio.sample_rate)
+    bar = st.progress(0.0, text="Analysing…")
+    result = rec.predict(audio.samples, sample_rate=audio.sample_rate,
+                         on_progress=lambda f: bar.progress(min(1.0, float(f)), text="Analysing…"))
+    bar.empty()
     if result.emotion == NO_SPEECH:
         st.warning(f"No speech found in {name} ({result.duration_s:.1f} s): the voice activity "
                    "detector heard no voice, so there is no emotion to report.")
+    elif len(result.segments) > 1:
+        headline(result)
+        st.plotly_chart(timeline_chart(result.segments, result.duration_s), width="stretch", theme=None)
+        st.plotly_chart(shares_chart(result.emotion_shares), width="stretch", theme=None)
+        with st.expander("Probabilities over the whole recording (weighted by utterance length)"):
+            st.plotly_chart(probability_chart(result.probabilities), width="stretch", theme=None)
     else:
         col1, col2 = st.columns(2)
         col1.metric("Emotion", result.emotion + (" (uncertain)" if result.uncertain else ""))
@@ -196,11 +248,25 @@ def analyse(data: bytes, name: str, rec: EmotionRecognizer, player: bool = True)
                     f"{100 * result.confidence:.0f}% confidence its guesses on unseen voices are "
                     "more often wrong than right.")
         st.plotly_chart(probability_chart(result.probabilities), width="stretch", theme=None)
-        if len(result.segments) > 1:
-            st.plotly_chart(timeline_chart(result.segments, result.duration_s), width="stretch", theme=None)
-            st.plotly_chart(shares_chart(result.emotion_shares), width="stretch", theme=None)
     st.plotly_chart(waveform_chart(audio.samples, audio.sample_rate), width="stretch", theme=None)
     st.plotly_chart(spectrogram_chart(audio.samples, rec), width="stretch", theme=None)
+
+
+def headline(result) -> None:
+    """A recording's summary: one emotion when it has most of the speaking time, else mixed
+    with the largest shares (never eight emotions averaged into one weak label)."""
+    shares = sorted(((v, k) for k, v in result.emotion_shares.items() if v > 0), reverse=True)
+    top = ", ".join(f"{k} {100 * v:.0f}%" for v, k in shares[:3])
+    col1, col2, col3 = st.columns(3)
+    col1.metric("Recording", result.summary)
+    col2.metric("Share of speaking time", f"{100 * result.summary_share:.0f}%")
+    col3.metric("Utterances", str(len(result.segments)))
+    speech = f"{result.speech_s:.0f} s of speech in {result.duration_s:.0f} s"
+    if result.summary == MIXED:
+        st.info(f"Mixed: no emotion holds {100 * DOMINANT_SHARE:.0f}% of the speaking time "
+                f"(largest: {top}; {speech}). See each utterance in the timeline.")
+    else:
+        st.caption(f"Speaking time: {top} ({speech}).")
 
 
 def main() -> None:

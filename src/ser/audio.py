@@ -100,6 +100,8 @@ def _read_bytes(source: AudioSource) -> tuple[bytes, str]:
     raise TypeError(f"cannot read audio from {type(source).__name__}")
 
 
+#: Seconds per block when the input is an array already in memory.
+ARRAY_BLOCK_S = 10
 #: Input frames decoded per step: bounds the memory a file's rate and channel count can take.
 BLOCK_FRAMES = 1 << 16
 
@@ -412,7 +414,9 @@ class AudioStream:
             self.name = "array"
             samples = _array_samples(source, source_rate, min_duration_s, max_duration_s)
             self.declared_s = len(samples) / int(source_rate)
-            self._blocks = iter([resample(samples, int(source_rate), sample_rate)])
+            out = resample(samples, int(source_rate), sample_rate)
+            step = ARRAY_BLOCK_S * sample_rate  # in blocks, as from a file: progress moves
+            self._blocks = (out[i : i + step] for i in range(0, len(out), step))
             return
         src = _input(source)
         self.name = src.name

@@ -29,9 +29,8 @@ def cmd_app(args: argparse.Namespace) -> int:
         env["SER_MODEL"] = str(args.model)
     cmd = [sys.executable, "-m", "streamlit", "run", app_file,
            "--server.address", args.host, "--server.port", str(args.port),
-           # Streamlit refuses bigger files with only a tooltip; up to 4x the limit reaches the
-           # page, which then says in words that the file is too large.
-           "--server.maxUploadSize", str(int(max(1, 4 * args.max_upload_mb))),
+           # One limit, said once: the uploader shows it, and refuses larger files itself.
+           "--server.maxUploadSize", str(int(max(1, round(args.max_upload_mb)))),
            "--server.headless", "true", "--browser.gatherUsageStats", "false",
            "--client.toolbarMode", "viewer"]
     # Replace this process with Streamlit's, so that signals (Ctrl-C, terminate) reach it.
