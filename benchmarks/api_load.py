@@ -1,7 +1,8 @@
 """Load test of `ser serve` on loopback: requests/s, latency percentiles, errors and server
 memory for 3-s clips at 1, 4, 16 and 64 concurrent clients; then normal clients side by side
-with abusive ones (a 590-s 96-kHz 8-channel FLAC and a 564-s Opus recording of speech, sent
-both to /v1/predict and to /v1/jobs, in a bounded loop); and the server's memory over a soak.
+with abusive ones (a 590-s 96-kHz 8-channel FLAC, a 564-s Opus recording and a 119-s WAV of
+speech, sent both to /v1/predict and to /v1/jobs, in a bounded loop); and the server's memory
+over a soak.
 
     python benchmarks/api_load.py [--seconds 20] [--max-requests 400] [--soak 120] [--model DIR]
 
@@ -63,8 +64,12 @@ def abusive_files() -> dict[str, tuple[bytes, str]]:
         i += 1
     opus = io.BytesIO()
     sf.write(opus, np.concatenate(speech)[: 564 * 16_000], 16_000, format="OGG", subtype="OPUS")
+    # Issue 19's case: 119 s of speech, which /v1/predict used to accept (limit 120 s).
+    wav = io.BytesIO()
+    sf.write(wav, np.concatenate(speech)[: 119 * 16_000], 16_000, format="WAV")
     return {"96-kHz 8-ch 590-s FLAC": (flac.getvalue(), "audio/flac"),
-            "564-s Opus speech": (opus.getvalue(), "audio/ogg")}
+            "564-s Opus speech": (opus.getvalue(), "audio/ogg"),
+            "119-s WAV speech": (wav.getvalue(), "audio/wav")}
 
 
 def abuse(url: str, files: dict, stop: threading.Event, counts: dict) -> None:
