@@ -10,7 +10,12 @@ the same for every model), so the figures are what a user gets:
   dithered silence, synthetic chords and a snare roll, plus any music files in ``--music``
   (e.g. the librosa example recordings), cut into 10-s excerpts — that get an emotion.
 
+* ``--words``: short speech instead — TurEV-DB's single words (0.35-2.5 s) and 0.5-1.5-s
+  excerpts cut from the speech of RAVDESS and CREMA-D clips, clean and at 10 dB SNR — refused,
+  for each ``--min-speech`` value given, next to the generated non-speech accepted.
+
     python benchmarks/vad.py [--corpora ../shared/corpora] [--music DIR] [--per-corpus 100]
+    python benchmarks/vad.py --words [--min-speech 0.25 0.1]
 """
 
 from __future__ import annotations
@@ -113,6 +118,49 @@ def with_noise(y: np.ndarray, snr_db: float, rng: np.random.Generator) -> np.nda
     return (y + noise).astype(np.float32)
 
 
+def short_speech(corpora: Path) -> dict[str, list[np.ndarray]]:
+    """Single words (TurEV-DB) and word-length excerpts of corpus speech (seed 0)."""
+    from ser import vad
+    from ser.audio import decode
+    from ser.datasets import scan
+
+    rng = np.random.default_rng(0)
+    words = [decode(r.path, SR, min_duration_s=None).samples
+             for r in scan(corpora / "turev-db").records]
+    excerpts = []
+    for r in scan(corpora / "ravdess").records[::10] + scan(corpora / "crema-d").records[::50]:
+        y = decode(r.path, SR).samples
+        segments = vad.speech_segments(y)
+        length = int(rng.uniform(0.5, 1.5) * SR)
+        if segments and segments[0][1] - segments[0][0] >= length:
+            start = int(rng.integers(segments[0][0], segments[0][1] - length + 1))
+            excerpts.append(y[start : start + length])
+    return {"TurEV-DB words": words, "excerpts 0.5-1.5 s": excerpts}
+
+
+def words_report(corpora: Path, min_speech: list[float]) -> None:
+    from ser import vad
+    from ser.features import FeatureConfig
+    from ser.windows import analysis_units
+
+    config = FeatureConfig()
+    sets = short_speech(corpora)
+    noisy = {k: [with_noise(y, 10, np.random.default_rng(i)) for i, y in enumerate(v)]
+             for k, v in sets.items()}
+    signals = {k: v.astype(np.float32) for k, v in generated().items()}
+    print("| min speech s | " + " | ".join(f"{k} ({len(v)}) clean | 10 dB" for k, v in sets.items())
+          + " | generated non-speech accepted |")
+    print("|---" * (1 + 2 * len(sets) + 1) + "|")
+    for m in min_speech:
+        vc = vad.VadConfig(min_speech_s=m)
+        cells = []
+        for name in sets:
+            for ys in (sets[name], noisy[name]):
+                cells.append(f"{100 * np.mean([not analysis_units(y, config, vad_config=vc) for y in ys]):.1f}%")
+        accepted = [k for k, y in signals.items() if analysis_units(y, config, vad_config=vc)]
+        print(f"| {m:g} | " + " | ".join(cells) + f" | {len(accepted)} of {len(signals)} |")
+
+
 def main() -> None:
     from ser.inference import EmotionRecognizer
 
@@ -121,7 +169,12 @@ def main() -> None:
     ap.add_argument("--music", type=Path, default=None, help="folder of music files (.ogg/.wav/.mp3)")
     ap.add_argument("--per-corpus", type=int, default=100)
     ap.add_argument("--model", default="light")
+    ap.add_argument("--words", action="store_true", help="short speech instead (see above)")
+    ap.add_argument("--min-speech", type=float, nargs="+", default=[0.25, 0.1])
     args = ap.parse_args()
+    if args.words:
+        words_report(args.corpora, args.min_speech)
+        return
     rec = EmotionRecognizer.load(args.model)
     started = time.perf_counter()
 

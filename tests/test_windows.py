@@ -106,3 +106,20 @@ def test_whole_anchor_puts_the_speech_first_and_its_length_can_be_read_back():
     assert speech_length(fit_window(long, whole), 8000) == whole.window_samples
     with pytest.raises(Exception, match="anchor"):
         FeatureConfig(anchor="middle")
+
+
+def test_a_short_word_is_speech_and_a_hum_onset_is_not():
+    """Minimum speech is judged by the time the detector is sure of (chunks at the threshold):
+    a 0.5-s piece of speech passes, while mains hum — one chunk over 0.5 at its onset, then a
+    long tail above the lower threshold that used to count as 0.22 s of "speech" — does not."""
+    from ser import vad
+
+    config = FeatureConfig()
+    y = speech()
+    start, end = vad.speech_segments(y)[0]
+    word = y[start + int(0.2 * SR) : start + int(0.7 * SR)]
+    assert analysis_units(word, config)
+    t = np.arange(4 * SR) / SR
+    hum = (0.3 * sum(np.sin(2 * np.pi * 60 * k * t) / k for k in range(1, 8))).astype(np.float32)
+    assert analysis_units(hum, config) == []
+    assert analysis_units(hum, FeatureConfig(anchor="start")) == []
