@@ -42,6 +42,12 @@ declare -A LEVERS=(
   [shipped]="--encoder-states 2,3,4,5 --balance-corpora 0.5 --l2-c 0.001"
   [state2345_c001]="--encoder-states 2,3,4,5 --l2-c 0.001"
   [whole_c001]="--encoder-states 2,3,4,5 --anchor whole --window-s 3 --balance-corpora 0.5 --l2-c 0.001"
+  # Issue 22: the shipped recipe with each new corpus (more voices and languages), then all.
+  [shipped_nemo]="--encoder-states 2,3,4,5 --balance-corpora 0.5 --l2-c 0.001"
+  [shipped_banglaser]="--encoder-states 2,3,4,5 --balance-corpora 0.5 --l2-c 0.001"
+  [shipped_turev]="--encoder-states 2,3,4,5 --balance-corpora 0.5 --l2-c 0.001"
+  [shipped_new3]="--encoder-states 2,3,4,5 --balance-corpora 0.5 --l2-c 0.001"
+  [shipped_nb]="--encoder-states 2,3,4,5 --balance-corpora 0.5 --l2-c 0.001"  # nEMO + BanglaSER
 )
 names=("$@")
 [ ${#names[@]} -eq 0 ] && names=(baseline tess bal1 bal05 ct2_float32 c0001 whole3 onnx_final state3 state4 state5 state34 state2345 state3_bal05
@@ -52,9 +58,16 @@ names=("$@")
 for name in "${names[@]}"; do
   read -r -a extra <<< "${LEVERS[$name]}"
   data=("${DATA[@]}")
-  case $name in *tess) data+=("$S/tess");; esac
+  case $name in
+    *tess) data+=("$S/tess");;
+    *_nemo) data+=("$S/nemo");;
+    *_banglaser) data+=("$S/banglaser");;
+    *_turev) data+=("$S/turev-db");;
+    *_new3) data+=("$S/nemo" "$S/banglaser" "$S/turev-db");;
+    *_nb) data+=("$S/nemo" "$S/banglaser");;
+  esac
   start=$(date +%s)
   .venv/bin/ser cv "${data[@]}" "${base[@]}" "${extra[@]}" --out "runs/cv_$name" > "runs/cv_$name.log" 2>&1
   echo "== $name (${LEVERS[$name]}): $(( $(date +%s) - start )) s"
-  grep -E '^\| (crema-d|emovo|ravdess|tess|overall) ' "runs/cv_$name.log"
+  grep -E '^\| (crema-d|emovo|ravdess|tess|nemo|banglaser|turev-db|overall) ' "runs/cv_$name.log"
 done

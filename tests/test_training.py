@@ -345,3 +345,24 @@ def test_corpus_weights_give_every_corpus_the_same_total():
     totals = {c: w[[i for i, x in enumerate(["crema-d"] * 6 + ["emovo"] * 2 + ["ravdess"] * 4) if x == c]].sum()
               for c in ("crema-d", "emovo", "ravdess")}
     assert len(set(round(v, 9) for v in totals.values())) == 1 and w.mean() == pytest.approx(1.0)
+
+
+def test_a_corpus_keeps_its_folds_when_other_corpora_join():
+    """Folds are drawn per corpus: adding a corpus to the data leaves every other corpus's
+    speakers in the same folds, so lever rows compare the same folds."""
+    from ser.datasets import Record
+
+    def records(corpus, n):
+        return [Record(f"{corpus}/{i}.wav", corpus, "en", f"{corpus}:{i}", None, "x", "angry")
+                for i in range(n)]
+
+    base = records("ravdess", 20) + records("emovo", 4)
+    more = records("banglaser", 26) + base + records("nemo", 6)
+
+    def fold_of(data):
+        folds = speaker_folds(data, 5, seed=0)
+        return {data[i].speaker: k for k, fold in enumerate(folds) for i in fold}
+
+    before, after = fold_of(base), fold_of(more)
+    assert {s: after[s] for s in before} == before
+    assert fold_of(base) == before and len(set(before.values())) == 5

@@ -7,12 +7,12 @@ Whole speakers go to train, validation or test — never two of them — unless
 from __future__ import annotations
 
 from dataclasses import dataclass
+import zlib
 from typing import Sequence
 
 import numpy as np
 
-from .common import EMOTIONS
-from .common import ConfigError
+from .common import EMOTIONS, ConfigError
 from .datasets import Record
 
 LABEL_INDEX = {label: i for i, label in enumerate(EMOTIONS)}
@@ -95,9 +95,12 @@ def speaker_folds(records: Sequence[Record], k: int, seed: int = 0) -> list[np.n
     if k < 2 or k > n_speakers:
         raise ConfigError(f"cross-validation by speaker needs 2 to {n_speakers} folds here (one "
                          f"per speaker at most; the data has {n_speakers} speakers), not {k}")
-    rng = np.random.default_rng(seed)
     fold_of: dict[str, int] = {}
     for corpus in sorted({r.corpus for r in records}):
+        # One generator per corpus (seeded by the seed and the corpus's name): a corpus's folds
+        # do not change when other corpora join the data, so rows with and without a corpus
+        # compare the others on the same folds.
+        rng = np.random.default_rng([seed, zlib.crc32(corpus.encode())])
         speakers = sorted({r.speaker for r in records if r.corpus == corpus})
         rng.shuffle(speakers)
         offset = int(rng.integers(k))
