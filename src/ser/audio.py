@@ -79,19 +79,10 @@ def _where(name: str) -> str:
 
 
 def _read_bytes(source: AudioSource) -> tuple[bytes, str]:
-    """Return the raw bytes and a display name for error messages ("" for bytes)."""
+    """The bytes of in-memory input or a file object, and a display name for error messages
+    ("" for bytes); paths are opened by the decoders themselves (:func:`_input`)."""
     if isinstance(source, (bytes, bytearray, memoryview)):
         return bytes(source), ""
-    if isinstance(source, (str, os.PathLike)):
-        path = Path(source)
-        if not path.exists():
-            raise AudioFileNotFoundError(f"{path}: no such file")
-        if not path.is_file():
-            raise AudioFileNotFoundError(f"{path}: not a file")
-        try:
-            return path.read_bytes(), str(path)
-        except OSError as exc:
-            raise AudioError(f"{path}: cannot be read ({exc.strerror or exc})") from None
     if hasattr(source, "read"):
         data = source.read()
         if isinstance(data, str):
