@@ -19,7 +19,6 @@ import urllib.request
 from pathlib import Path
 
 import numpy as np
-from batch import tree_rss_mb
 from common import CORPORA, free_port
 
 BIN = Path(sys.executable).parent

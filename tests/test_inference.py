@@ -187,7 +187,7 @@ def test_default_falls_back_without_the_encoder(monkeypatch):
 
 
 def test_shipped_models_by_name(tmp_path):
-    from ser.bundle import BundleError, resolve_model, shipped_bundle_path
+    from ser.bundle import resolve_model, shipped_bundle_path
 
     assert resolve_model("light") == shipped_bundle_path("light")
     assert resolve_model(None).name == "default"

@@ -123,3 +123,30 @@ def test_a_short_word_is_speech_and_a_hum_onset_is_not():
     hum = (0.3 * sum(np.sin(2 * np.pi * 60 * k * t) / k for k in range(1, 8))).astype(np.float32)
     assert analysis_units(hum, config) == []
     assert analysis_units(hum, FeatureConfig(anchor="start")) == []
+
+
+def test_streaming_equals_one_pass_and_memory_stays_bounded():
+    """Block by block (odd block sizes), the VAD's scores and utterances and the placed windows
+    equal those of one pass over the whole recording, while the audio held at once stays far
+    below the recording's length."""
+    from ser import vad
+    from ser.windows import StreamInfo, stream_units
+
+    gap = np.zeros(int(1.3 * SR), np.float32)
+    y = np.concatenate([gap, speech(), gap, speech(1.2), gap] * 8)  # about 55 s
+    config = FeatureConfig()
+    rng = np.random.default_rng(0)
+    edges = np.cumsum(rng.integers(100, 40_000, size=200))
+    blocks = [b for b in np.split(y, edges[edges < len(y)]) if len(b)]
+    scorer = vad.StreamingScorer()
+    scores = np.concatenate([scorer.push(b) for b in blocks] + [scorer.push(np.zeros(0), last=True)])
+    np.testing.assert_array_equal(scores, vad.speech_probabilities(y))
+    info = StreamInfo()
+    streamed = list(stream_units(blocks, config, info=info))
+    whole = analysis_units(y, config)
+    assert len(streamed) == len(whole) == 16
+    for a, b in zip(streamed, whole):
+        assert (a.start_s, a.end_s) == (b.start_s, b.end_s)
+        np.testing.assert_array_equal(a.window, b.window)
+    assert info.utterances == vad.speech_segments(y)
+    assert info.buffered_max < 12 * SR < len(y) / 4

@@ -118,6 +118,7 @@ class Segmenter:
         self.quiet = 0
         self.voiced = 0  # chunks of the open utterance at or above the threshold
         self.held: tuple[int, int] | None = None  # padded, waiting for a possible merge
+        self.cut_at: int | None = None  # where a cut utterance goes on, without padding
 
     def push(self, probs: np.ndarray) -> list[tuple[int, int]]:
         """The utterances that these scores complete."""
@@ -161,8 +162,6 @@ class Segmenter:
         self.held, self.start, self.quiet, self.voiced = None, self.index, 0, 0
         self.cut_at = end  # the next utterance starts here exactly, without padding before it
         return out
-
-    cut_at: int | None = None
 
     @property
     def start_sample(self) -> int | None:

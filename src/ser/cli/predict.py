@@ -9,7 +9,7 @@ from pathlib import Path
 
 from ..audio import FILE_MAX_DURATION_S
 from ..common import ConfigError
-from .base import EXTRAS, needs
+from .base import EXTRAS
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
