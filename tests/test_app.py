@@ -41,12 +41,16 @@ def test_model_selector_switches_to_a_shipped_model(app):
     assert "English and Italian" in " ".join(c.value for c in app.sidebar.caption)
 
 
-def test_example_analysis_shows_result_and_charts(app):
+def _analyse_example(app, name: str) -> None:
     example = next(s for s in app.selectbox if s.label.startswith("Bundled example"))
-    example.select("long_example.wav")
+    example.select(name)
     app.button[0].click()
     app.run()
     assert not app.exception
+
+
+def test_example_analysis_shows_result_and_charts(app):
+    _analyse_example(app, "long_example.wav")
     # a recording: its summary (one emotion with most of the speaking time, or mixed)
     assert [m.label for m in app.metric] == ["Recording", "Share of speaking time", "Utterances"]
     assert app.metric[1].value.endswith("%")
@@ -81,11 +85,7 @@ def test_example_analysis_shows_result_and_charts(app):
 
 
 def test_a_clip_shows_emotion_and_confidence(app):
-    example = next(s for s in app.selectbox if s.label.startswith("Bundled example"))
-    example.select("speech_example.wav")
-    app.button[0].click()
-    app.run()
-    assert not app.exception
+    _analyse_example(app, "speech_example.wav")
     assert [m.label for m in app.metric] == ["Emotion", "Confidence"]
 
 

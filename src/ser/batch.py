@@ -32,8 +32,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterable, Iterator, Sequence
 
-from .common import EMOTIONS
-from .common import ConfigError
+from .common import EMOTIONS, ConfigError
 from .audio import AudioError
 from .datasets import audio_files
 from .inference import PREDICTION_FIELDS, EmotionRecognizer

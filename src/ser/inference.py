@@ -263,19 +263,16 @@ class EmotionRecognizer:
                           speech_s=float(speech_s), warnings=list(warnings_))
 
     def _unit_probabilities(self, units) -> np.ndarray:
-        windows = _windows(units)
-        if self._featurise:
-            inputs = FRONTENDS["handcrafted"].window_inputs(windows, self.feature_config)
-        else:
-            inputs = self.frontend.window_inputs(windows, self.feature_config, self._encoder)
-        return self.probabilities(inputs)
+        """The bundle's front end (features, or the encoder) and head on placed windows."""
+        return self.probabilities(self.frontend.window_inputs(_windows(units), self.feature_config,
+                                                              self._encoder))
 
     def _stream(self, source, sample_rate, max_clip_s, max_duration_s, on_progress=None,
                 path: str | None = None) -> Prediction:
         """Decode, find speech and analyse block by block: memory stays that of a few blocks and
         one batch of windows, however long the input (``STREAM_BATCH`` windows at a time)."""
         from .audio import AudioStream
-        from .windows import StreamInfo, stream_units
+        from .windows import stream_units
 
         stream = AudioStream(source, self.feature_config.sample_rate, source_rate=sample_rate,
                              max_duration_s=max_duration_s)
@@ -286,19 +283,16 @@ class EmotionRecognizer:
                     on_progress(min(0.99, stream.duration_s / stream.declared_s))
                 yield block
 
-        info = StreamInfo()
-        spans, parts, batch, speech_s = [], [], [], 0.0
-        for unit in stream_units(blocks(), self.feature_config, max_clip_s, info=info):
+        spans, speech_s, parts, batch = [], 0.0, [], []
+        for unit in stream_units(blocks(), self.feature_config, max_clip_s):
+            spans.append((unit.start_s, unit.end_s))  # kept; the windows go with their batch
+            speech_s += unit.speech_s
             batch.append(unit)
             if len(batch) >= STREAM_BATCH:
                 parts.append(self._unit_probabilities(batch))
-                spans += [(u.start_s, u.end_s) for u in batch]
-                speech_s += sum(u.speech_s for u in batch)
                 batch = []
         if batch:
             parts.append(self._unit_probabilities(batch))
-            spans += [(u.start_s, u.end_s) for u in batch]
-            speech_s += sum(u.speech_s for u in batch)
         probs = np.concatenate(parts) if parts else np.zeros((0, len(self.labels)), np.float32)
         return self._result(spans, probs, stream.duration_s, speech_s, stream.warnings, path)
 
