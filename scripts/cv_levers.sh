@@ -48,6 +48,10 @@ declare -A LEVERS=(
   [shipped_turev]="--encoder-states 2,3,4,5 --balance-corpora 0.5 --l2-c 0.001"
   [shipped_new3]="--encoder-states 2,3,4,5 --balance-corpora 0.5 --l2-c 0.001"
   [shipped_nb]="--encoder-states 2,3,4,5 --balance-corpora 0.5 --l2-c 0.001"  # nEMO + BanglaSER
+  # Issue 22: the held-out speakers also under recording conditions; then training on one
+  # condition copy of each clip (scripts/cv_levers.sh shipped_nb_cond shipped_nb_augcond).
+  [shipped_nb_cond]="--encoder-states 2,3,4,5 --balance-corpora 0.5 --l2-c 0.001 --test-conditions"
+  [shipped_nb_augcond]="--encoder-states 2,3,4,5 --balance-corpora 0.5 --l2-c 0.001 --test-conditions --augment 1 --augment-kind conditions"
 )
 names=("$@")
 [ ${#names[@]} -eq 0 ] && names=(baseline tess bal1 bal05 ct2_float32 c0001 whole3 onnx_final state3 state4 state5 state34 state2345 state3_bal05
@@ -64,10 +68,11 @@ for name in "${names[@]}"; do
     *_banglaser) data+=("$S/banglaser");;
     *_turev) data+=("$S/turev-db");;
     *_new3) data+=("$S/nemo" "$S/banglaser" "$S/turev-db");;
-    *_nb) data+=("$S/nemo" "$S/banglaser");;
+    *_nb|*_nb_*) data+=("$S/nemo" "$S/banglaser");;
   esac
   start=$(date +%s)
   .venv/bin/ser cv "${data[@]}" "${base[@]}" "${extra[@]}" --out "runs/cv_$name" > "runs/cv_$name.log" 2>&1
   echo "== $name (${LEVERS[$name]}): $(( $(date +%s) - start )) s"
   grep -E '^\| (crema-d|emovo|ravdess|tess|nemo|banglaser|turev-db|overall) ' "runs/cv_$name.log"
+  sed -n '/under recording conditions/,$p' "runs/cv_$name.log"
 done

@@ -117,6 +117,30 @@ def test_random_protocol_and_cv(tiny_corpus, tmp_path, capsys):
     assert "2-fold cross-validation grouped by speaker" in capsys.readouterr().out
 
 
+def test_cv_scores_held_out_clips_under_recording_conditions(tiny_corpus, tmp_path, capsys):
+    """``--test-conditions``: every clip is tested once more under its benchmark condition;
+    ``--augment-kind conditions`` trains on condition copies (other draws than the test's)."""
+    from ser.augment import BENCHMARK_CONDITIONS
+
+    params = tmp_path / "p.json"
+    params.write_text(TINY)
+    assert main(["cv", str(tiny_corpus), "--out", str(tmp_path / "cv"), "--folds", "2",
+                 "--epochs", "1", "--params", str(params), "--quiet", "--test-conditions",
+                 "--augment", "1", "--augment-kind", "conditions",
+                 "--cache-dir", str(tmp_path / "c")]) == 0
+    cv = json.loads((tmp_path / "cv" / "cv.json").read_text())
+    conditions = cv["conditions"]
+    assert conditions["all"]["n"] == 64
+    assert set(conditions) - {"all"} <= set(BENCHMARK_CONDITIONS)
+    assert sum(m["n"] for name, m in conditions.items() if name != "all") == 64
+    clean = np.mean([f["test"]["overall"]["wa"] for f in cv["folds"]])
+    assert conditions["all"]["wa_clean"] == pytest.approx(clean, abs=0.05)  # pooled vs fold mean
+    assert 0 <= conditions["all"]["refused"] < 0.5
+    assert "under recording conditions" in capsys.readouterr().out
+    cached = {p.parent.parent.name for p in (tmp_path / "c").rglob("*.npy")}
+    assert len(cached) == 3  # clean, the training copies and the held-out copies: three keys
+
+
 def test_tune_writes_best_params(tiny_corpus, tmp_path):
     assert main(["tune", str(tiny_corpus), "--out", str(tmp_path), "--trials", "2",
                  "--epochs", "1", "--quiet", "--cache-dir", str(tmp_path / "c")]) == 0

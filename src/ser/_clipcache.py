@@ -16,7 +16,7 @@ from typing import Sequence
 import numpy as np
 
 from .audio import AudioError, load_audio
-from .augment import AUGMENTATION_KEY, augment_waveform
+from .augment import augment_waveform, augmentation_key
 from .common import NO_SPEECH, cache_root
 from .datasets import Record
 from .features import FeatureConfig
@@ -66,7 +66,7 @@ def read_clip(
     hit, unreadable, not audio, no speech); otherwise the placed ``window`` to process and the
     cache ``target`` to :func:`store` the result in.
     """
-    key_parts = (*key_parts, GATE_VERSION, AUGMENTATION_KEY if variant else "")
+    key_parts = (*key_parts, GATE_VERSION, augmentation_key(variant) if variant else "")
     sample_rate = config.sample_rate
     try:
         data = Path(path).read_bytes()

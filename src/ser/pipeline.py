@@ -58,13 +58,14 @@ def _extract_training_inputs(records, feature_config, cache_dir, workers, progre
 
 
 def _augmented(records, idx, copies, feature_config, cache_dir, workers, progress, frontend,
-               options=None):
+               options=None, kind="classic"):
     """Waveform-augmented copies of the training clips (cached like clean features), their
     labels and their corpora (a copy whose speech the augmentation hid is left out)."""
     xs, ys, corpora = [], [], []
+    prefix = "aug" if kind == "classic" else "cond"
     for k in range(1, copies + 1):
         ex = extract_inputs([records[i] for i in idx], feature_config, frontend, cache_dir, workers,
-                            progress, variant=f"aug{k}", desc=f"augment {k}", options=options)
+                            progress, variant=f"{prefix}{k}", desc=f"augment {k}", options=options)
         xs.append(ex.features)
         ys.append(labels_of(ex.records))
         corpora += [r.corpus for r in ex.records]
@@ -91,7 +92,8 @@ def run_experiment(
     train_corpora = [records[i].corpus for i in split.train]
     if config.augment_copies:
         xs, ys, corpora = _augmented(records, split.train, config.augment_copies, feature_config,
-                                     cache_dir, workers, progress, config.frontend, config.encoder)
+                                     cache_dir, workers, progress, config.frontend, config.encoder,
+                                     config.augment_kind)
         x_train = np.concatenate([x_train, *xs])
         y_train = np.concatenate([y_train, *ys])
         train_corpora += corpora
@@ -237,9 +239,15 @@ def cross_validate(
     cache_dir=None,
     workers: int | None = None,
     progress: bool = True,
+    test_conditions: bool = False,
 ) -> dict:
     """``ser cv``: k folds grouped by speaker. Each fold is tested once; validation speakers
-    (for early stopping and temperature) come from the remaining folds' speakers."""
+    (for early stopping and temperature) come from the remaining folds' speakers.
+
+    ``test_conditions``: each held-out clip is also scored once under one of the robustness
+    benchmark's recording conditions (drawn per clip, :func:`ser.augment.benchmark_condition`;
+    never the same draw as a training copy): pooled accuracy and "no speech" refusals per
+    condition, next to the same clips clean, in ``result["conditions"]`` and the table."""
     config = config or TrainConfig()
     validate_config(config)
     feature_config = feature_config or FeatureConfig()
@@ -250,6 +258,9 @@ def cross_validate(
                                   config.frontend, config.encoder)
     records = ex.records
     test_folds = speaker_folds(records, folds, seed=config.seed)
+    corrupted = _corrupted_inputs(records, feature_config, config, cache_dir, workers, progress) \
+        if test_conditions else None
+    tally = ConditionTally()
     per_fold, histories = [], []
     confusion = np.zeros((len(EMOTIONS), len(EMOTIONS)), dtype=np.int64)
     confusion_by_corpus: dict[str, np.ndarray] = {}
@@ -265,6 +276,8 @@ def cross_validate(
                                           "validation": res["val"], "test": res["test"],
                                           "test_uncalibrated_ece": res["test_uncalibrated"]["overall"]["ece"]}))
         clf = res["classifier"]
+        if corrupted is not None:
+            tally.add(clf, ex.features, records, test_idx, *corrupted)
         histories.append({**clf.history, "best_epoch": clf.best_epoch,
                           "train_seconds": clf.train_seconds})
         confusion += np.asarray(res["test"]["overall"]["confusion"])
@@ -276,10 +289,74 @@ def cross_validate(
             print(f"fold {k + 1}/{folds}: WA {100 * m['wa']:.1f}%  UA {100 * m['ua']:.1f}%")
     summary = _cv_summary(per_fold)
     table = _cv_table(summary, folds, config)
-    return {"folds": per_fold, "summary": summary, "table": table,
+    conditions = tally.result() if corrupted is not None else None
+    if conditions:
+        table += "\n\n" + conditions_table(conditions)
+    return {"folds": per_fold, "summary": summary, "table": table, "conditions": conditions,
             "config": config.to_dict(), "feature_config": feature_config.to_dict(),
             "histories": histories, "confusion": confusion.tolist(),
             "confusion_per_corpus": {c: m.tolist() for c, m in confusion_by_corpus.items()}}
+
+
+def _corrupted_inputs(records, feature_config, config, cache_dir, workers, progress):
+    """Every clip once under its benchmark condition: (inputs, row of each record or -1 when
+    the corrupted copy has no speech, condition of each record)."""
+    from .augment import benchmark_condition
+    from .common import sha256_file
+
+    cx = extract_inputs(records, feature_config, config.frontend, cache_dir, workers, progress,
+                        variant="bench", desc="held-out conditions", options=config.encoder)
+    row = {r.path: i for i, r in enumerate(cx.records)}
+    rows = np.array([row.get(r.path, -1) for r in records])
+    names = [benchmark_condition(sha256_file(Path(r.path))) for r in records]
+    return cx.features, rows, names
+
+
+class ConditionTally:
+    """Held-out clips scored clean and under their condition, pooled over folds."""
+
+    def __init__(self):
+        self.counts: dict[tuple[str, str], np.ndarray] = {}  # (condition, corpus) -> [n, refused, right, right clean]
+
+    def add(self, clf, clean, records, test_idx, corrupted, rows, names) -> None:
+        y = labels_of(records)
+        have = [i for i in test_idx if rows[i] >= 0]
+        right_clean = clf.predict_proba(clean[test_idx]).argmax(1) == y[test_idx]
+        right = dict(zip(have, clf.predict_proba(corrupted[rows[have]]).argmax(1) == y[have])) if have else {}
+        for i, ok_clean in zip(test_idx, right_clean):
+            key = (names[i], records[i].corpus)
+            c = self.counts.setdefault(key, np.zeros(4, np.int64))
+            c += [1, rows[i] < 0, bool(right.get(i, False)), bool(ok_clean)]
+
+    def result(self) -> dict:
+        """{condition: {"n", "refused", "wa" (over the clips analysed), "wa_clean" (same clips),
+        "per_corpus": {corpus: same}}}, plus "all"."""
+        def entry(c):
+            n, refused, right, clean = (int(v) for v in c)
+            return {"n": n, "refused": refused / max(n, 1), "wa": right / max(n - refused, 1),
+                    "wa_clean": clean / max(n, 1)}
+        out: dict[str, dict] = {}
+        for name in sorted({k[0] for k in self.counts}) + ["all"]:
+            keys = [k for k in self.counts if name in ("all", k[0])]
+            corpora = sorted({k[1] for k in keys})
+            total = sum(self.counts[k] for k in keys)
+            out[name] = {**entry(total), "per_corpus": {
+                corpus: entry(sum(self.counts[k] for k in keys if k[1] == corpus)) for corpus in corpora}}
+        return out
+
+
+def conditions_table(conditions: dict) -> str:
+    corpora = sorted(conditions["all"]["per_corpus"])
+    lines = ["Held-out clips under recording conditions (one condition per clip, pooled over "
+             "folds): accuracy over the clips analysed, clean accuracy of the same clips, refused "
+             "as no speech",
+             "| condition | clips | WA | clean WA | refused | " + " | ".join(corpora) + " |",
+             "|---" * (5 + len(corpora)) + "|"]
+    for name, m in conditions.items():
+        cells = [f"{100 * m['per_corpus'][c]['wa']:.1f}" if c in m["per_corpus"] else "" for c in corpora]
+        lines.append(f"| {name} | {m['n']} | {100 * m['wa']:.1f}% | {100 * m['wa_clean']:.1f}% | "
+                     f"{100 * m['refused']:.1f}% | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
 
 
 def _mean_std(values) -> dict:

@@ -40,6 +40,7 @@ class TrainConfig:
     optimizer: str = "adamw"
     l2_c: float = 0.01  # inverse L2 strength for "logistic" (scikit-learn's C)
     augment_copies: int = 0  # waveform-augmented copies of each training clip
+    augment_kind: str = "classic"  # or "conditions" (see ser.augment)
     # "logistic" only: weigh each training clip by (clips in its corpus) ** -balance_corpora:
     # 0 leaves CREMA-D (5x RAVDESS's clips, 15x EMOVO's) dominant, 1 gives every corpus the
     # same total weight.
@@ -92,6 +93,8 @@ def validate_config(config: TrainConfig) -> None:
         raise ConfigError("balancing corpora is implemented for the logistic head only")
     if config.optimizer == "logistic" and name != "embedding_mlp":
         raise ConfigError("optimizer 'logistic' needs the embedding_mlp head on pooled vectors")
+    if config.augment_kind not in ("classic", "conditions"):
+        raise ConfigError(f"augment kind must be 'classic' or 'conditions', not {config.augment_kind!r}")
     if config.precision not in ("fp32", "bf16"):
         raise ConfigError(f"precision must be 'fp32' or 'bf16', not {config.precision!r}")
     if config.batch_size < 1 or config.max_epochs < 1 or config.learning_rate <= 0:

@@ -39,6 +39,7 @@ def _train_config(args: argparse.Namespace):
     default_arch = "conv_attention" if args.frontend == "handcrafted" else "embedding_mlp"
     arch = {"name": args.arch or default_arch}
     common = dict(seed=args.seed, max_epochs=args.epochs, augment_copies=args.augment,
+                  augment_kind=args.augment_kind,
                   frontend=args.frontend, optimizer=args.optimizer, l2_c=args.l2_c,
                   patience=args.patience, label_smoothing=args.label_smoothing,
                   mask_features=not args.no_mask, device=args.device, precision=args.precision,
@@ -133,6 +134,7 @@ def cmd_cv(args: argparse.Namespace) -> int:
     result = cross_validate(
         args.data, args.folds, config=_train_config(args), feature_config=_feature_config(args),
         cache_dir=args.cache_dir, workers=args.workers, progress=not args.quiet,
+        test_conditions=args.test_conditions,
     )
     write_cv_outputs(result, args.out)
     print(result["table"])
@@ -169,6 +171,10 @@ def _add_training_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--lr", type=float, default=None, help="learning rate (default 1e-3)")
     p.add_argument("--batch-size", type=int, default=None, help="default 128")
     p.add_argument("--augment", type=int, default=0, help="waveform-augmented copies per clip")
+    p.add_argument("--augment-kind", choices=("classic", "conditions"), default="classic",
+                   help="classic: noise, gain, pitch shift, time stretch; conditions: one "
+                        "recording condition per copy (noise, room, telephone, Opus/MP3, low "
+                        "level, a word-length excerpt)")
     p.add_argument("--optimizer", choices=("adamw", "adam", "logistic"), default="adamw",
                    help="'adam': the reference's plain Adam; 'logistic': a linear head on pooled "
                         "encoder vectors solved by L-BFGS")
@@ -229,6 +235,10 @@ def add_parsers(sub) -> None:
     p = sub.add_parser("cv", help="k-fold cross-validation grouped by speaker")
     _add_training_args(p)
     p.add_argument("--folds", type=int, default=5, help="folds; each holds out its own speakers")
+    p.add_argument("--test-conditions", action="store_true",
+                   help="also score each fold's held-out clips under one of the robustness "
+                        "benchmark's recording conditions each (noise, rooms, telephone, codecs, "
+                        "low level, excerpts): accuracy and refusals per condition")
     p.set_defaults(func=cmd_cv, needs=_training_needs)
 
     p = sub.add_parser("tune", help="hyperparameter search (Optuna) on validation speakers")
@@ -259,7 +269,7 @@ def add_parsers(sub) -> None:
 
 def _training_needs(args: argparse.Namespace) -> list:
     wanted = [("train", EXTRAS["train"])] + encoder_needs(args)
-    if args.augment:
+    if args.augment and args.augment_kind == "classic":
         wanted.append(("train", ("audiomentations",)))
     return wanted
 
