@@ -293,6 +293,9 @@ def test_logistic_bundle_records_the_linear_net_it_holds(tmp_path):
     (["--frontend", "whisper-base", "--arch", "conv_attention"], "needs --arch embedding_mlp"),
     (["--optimizer", "logistic"], "needs the embedding_mlp head"),
     (["--batch-size", "0"], "at least 1"),
+    (["--augment", "1", "--augment-weight", "0.5"], "weighing augmented copies is implemented for the logistic head only"),
+    (["--augment-kind", "conditions", "--augment", "1", "--augment-weight", "0", "--frontend", "whisper-base",
+      "--optimizer", "logistic"], "weight must be positive"),
 ])
 def test_settings_that_cannot_work_are_refused_before_any_work(tiny_corpus, tmp_path, capsys, argv, message):
     assert main(["train", str(tiny_corpus), "--out", str(tmp_path / "r"), "--quiet", *argv]) == 1

@@ -101,6 +101,11 @@ def run_experiment(
     weights = None
     if config.balance_corpora:
         weights = corpus_weights(train_corpora, config.balance_corpora)
+    if config.augment_weight != 1.0:
+        copy = np.arange(len(y_train)) >= len(split.train)
+        weights = np.ones(len(y_train)) if weights is None else weights
+        weights = weights * np.where(copy, config.augment_weight, 1.0)
+        weights *= len(weights) / weights.sum()
     clf = TrainedClassifier.fit(x_train, y_train, x_val, y_val, config, progress=progress,
                                 time_budget_s=time_budget_s, checkpoint_dir=checkpoint_dir,
                                 resume=resume, sample_weight=weights)

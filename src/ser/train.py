@@ -41,6 +41,7 @@ class TrainConfig:
     l2_c: float = 0.01  # inverse L2 strength for "logistic" (scikit-learn's C)
     augment_copies: int = 0  # waveform-augmented copies of each training clip
     augment_kind: str = "classic"  # or "conditions" (see ser.augment)
+    augment_weight: float = 1.0  # "logistic" only: an augmented copy's weight relative to its clip
     # "logistic" only: weigh each training clip by (clips in its corpus) ** -balance_corpora:
     # 0 leaves CREMA-D (5x RAVDESS's clips, 15x EMOVO's) dominant, 1 gives every corpus the
     # same total weight.
@@ -89,6 +90,10 @@ def validate_config(config: TrainConfig) -> None:
                           f"{' or '.join(frontend.architectures)}, not {name}")
     if config.optimizer not in ("adamw", "adam", "logistic"):
         raise ConfigError(f"optimizer must be 'adamw', 'adam' or 'logistic', not {config.optimizer!r}")
+    if config.augment_weight != 1.0 and config.optimizer != "logistic":
+        raise ConfigError("weighing augmented copies is implemented for the logistic head only")
+    if config.augment_weight <= 0:
+        raise ConfigError("the augmented copies' weight must be positive")
     if config.balance_corpora and config.optimizer != "logistic":
         raise ConfigError("balancing corpora is implemented for the logistic head only")
     if config.optimizer == "logistic" and name != "embedding_mlp":

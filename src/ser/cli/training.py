@@ -39,7 +39,7 @@ def _train_config(args: argparse.Namespace):
     default_arch = "conv_attention" if args.frontend == "handcrafted" else "embedding_mlp"
     arch = {"name": args.arch or default_arch}
     common = dict(seed=args.seed, max_epochs=args.epochs, augment_copies=args.augment,
-                  augment_kind=args.augment_kind,
+                  augment_kind=args.augment_kind, augment_weight=args.augment_weight,
                   frontend=args.frontend, optimizer=args.optimizer, l2_c=args.l2_c,
                   patience=args.patience, label_smoothing=args.label_smoothing,
                   mask_features=not args.no_mask, device=args.device, precision=args.precision,
@@ -175,6 +175,8 @@ def _add_training_args(p: argparse.ArgumentParser) -> None:
                    help="classic: noise, gain, pitch shift, time stretch; conditions: one "
                         "recording condition per copy (noise, room, telephone, Opus/MP3, low "
                         "level, a word-length excerpt)")
+    p.add_argument("--augment-weight", type=float, default=1.0,
+                   help="logistic head: an augmented copy's weight relative to a clean clip")
     p.add_argument("--optimizer", choices=("adamw", "adam", "logistic"), default="adamw",
                    help="'adam': the reference's plain Adam; 'logistic': a linear head on pooled "
                         "encoder vectors solved by L-BFGS")
