@@ -393,3 +393,36 @@ def test_a_corpus_keeps_its_folds_when_other_corpora_join():
     before, after = fold_of(base), fold_of(more)
     assert {s: after[s] for s in before} == before
     assert fold_of(base) == before and len(set(before.values())) == 5
+
+
+def test_augmented_copies_can_weigh_less(monkeypatch):
+    """``augment_weight``: the copies' weights are that share of their clips' (times the corpus
+    weights), scaled to mean 1."""
+    from ser import pipeline
+    from ser.datasets import Record
+    from ser.splits import Split
+    from ser.train import TrainConfig
+
+    records = [Record(f"/x/{i}.wav", "ravdess" if i < 6 else "emovo", "en", f"s{i % 4}", None,
+                      EMOTIONS[i % 2], EMOTIONS[i % 2]) for i in range(8)]
+    features = np.zeros((8, 4), np.float32)
+    split = Split(np.arange(6), np.arange(6, 8), np.arange(0), "speaker", 0)
+    monkeypatch.setattr(pipeline, "_augmented", lambda records, idx, *a, **k: (
+        [features[idx]], [pipeline.labels_of([records[i] for i in idx])], [records[i].corpus for i in idx]))
+    seen = {}
+
+    class Stop(Exception):
+        pass
+
+    def fit(x, y, xv, yv, config, sample_weight=None, **kwargs):
+        seen["w"] = sample_weight
+        raise Stop
+
+    monkeypatch.setattr(pipeline.TrainedClassifier, "fit", staticmethod(fit))
+    config = TrainConfig(arch={"name": "embedding_mlp", "dense_units": 0}, optimizer="logistic",
+                         frontend="whisper-base", augment_copies=1, augment_weight=0.25)
+    with pytest.raises(Stop):
+        pipeline.run_experiment(records, features, split, config, None, progress=False)
+    w = seen["w"]
+    assert len(w) == 12 and w.mean() == pytest.approx(1.0)
+    assert np.allclose(w[6:], 0.25 * w[:6])
