@@ -52,6 +52,8 @@ declare -A LEVERS=(
   # condition copy of each clip (scripts/cv_levers.sh shipped_nb_cond shipped_nb_augcond).
   [shipped_nb_cond]="--encoder-states 2,3,4,5 --balance-corpora 0.5 --l2-c 0.001 --test-conditions"
   [shipped_nb_augcond]="--encoder-states 2,3,4,5 --balance-corpora 0.5 --l2-c 0.001 --test-conditions --augment 1 --augment-kind conditions"
+  [shipped_nb_augcond_w05]="--encoder-states 2,3,4,5 --balance-corpora 0.5 --l2-c 0.001 --test-conditions --augment 1 --augment-kind conditions --augment-weight 0.5"
+  [shipped_nb_augcond_c002]="--encoder-states 2,3,4,5 --balance-corpora 0.5 --l2-c 0.002 --test-conditions --augment 1 --augment-kind conditions"
 )
 names=("$@")
 [ ${#names[@]} -eq 0 ] && names=(baseline tess bal1 bal05 ct2_float32 c0001 whole3 onnx_final state3 state4 state5 state34 state2345 state3_bal05
