@@ -53,6 +53,7 @@ declare -A LEVERS=(
   [shipped_nb_cond]="--encoder-states 2,3,4,5 --balance-corpora 0.5 --l2-c 0.001 --test-conditions"
   [shipped_nb_augcond]="--encoder-states 2,3,4,5 --balance-corpora 0.5 --l2-c 0.001 --test-conditions --augment 1 --augment-kind conditions"
   [shipped_nb_augcond_w05]="--encoder-states 2,3,4,5 --balance-corpora 0.5 --l2-c 0.001 --test-conditions --augment 1 --augment-kind conditions --augment-weight 0.5"
+  [shipped_nb_augcond_w03]="--encoder-states 2,3,4,5 --balance-corpora 0.5 --l2-c 0.001 --test-conditions --augment 1 --augment-kind conditions --augment-weight 0.3"
   [shipped_nb_augcond_c002]="--encoder-states 2,3,4,5 --balance-corpora 0.5 --l2-c 0.002 --test-conditions --augment 1 --augment-kind conditions"
 )
 names=("$@")

@@ -63,7 +63,19 @@ def _protocol_lines(metrics: dict, training: dict) -> list[str]:
     return [f"Split: `{metrics['protocol']}` (seed {metrics['seed']}). " + how,
             f"Train speakers: {len(split['train']['speakers'])}, validation speakers (early "
             f"stopping, temperature): {len(split['val']['speakers'])}, test speakers: "
-            f"{len(split['test']['speakers'])}.", fit, ""]
+            f"{len(split['test']['speakers'])}.", fit + _augmentation(training), ""]
+
+
+def _augmentation(training: dict) -> str:
+    copies = training.get("augment_copies", 0)
+    if not copies:
+        return ""
+    what = ("a random recording condition (noise, room, telephone, Opus/MP3, low level or a "
+            "word-length excerpt; ser.augment)" if training.get("augment_kind") == "conditions"
+            else "random noise, gain, pitch shift and time stretch")
+    weight = training.get("augment_weight", 1.0)
+    return (f" Each training clip also appears {'once' if copies == 1 else f'{copies} times'} under "
+            f"{what}" + (f", at {weight:g} of a clip's weight" if weight != 1.0 else "") + ".")
 
 
 def _limits_and_licence(data: dict) -> list[str]:
