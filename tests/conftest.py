@@ -18,20 +18,10 @@ def tone(duration_s: float = 1.0, sr: int = 16_000, freq: float = 220.0, amp: fl
 
 def encode_with_pyav(target, y: np.ndarray, sr: int, container: str, codec: str) -> None:
     """Write mono float audio with FFmpeg (PyAV) to a path or binary file object: the formats
-    soundfile cannot write (M4A/AAC, MP4, WebM)."""
-    import av
+    soundfile cannot write (M4A/AAC, MP4, WebM). The library's encoder (ser.augment)."""
+    from ser.augment import encode_with_pyav as encode
 
-    with av.open(target if not isinstance(target, Path) else str(target), "w", format=container) as out:
-        stream = out.add_stream(codec, rate=sr)
-        stream.layout = "mono"
-        for start in range(0, len(y), 1024):
-            chunk = np.ascontiguousarray(y[None, start : start + 1024], dtype=np.float32)
-            frame = av.AudioFrame.from_ndarray(chunk, format="flt", layout="mono")
-            frame.sample_rate = sr
-            for packet in stream.encode(frame):
-                out.mux(packet)
-        for packet in stream.encode(None):
-            out.mux(packet)
+    encode(target, y, sr, container, codec)
 
 
 def free_port() -> int:

@@ -20,6 +20,7 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import os
 import random
 
 import numpy as np
@@ -73,10 +74,7 @@ def _classic(y: np.ndarray, sample_rate: int, variant: str, seed_key: str) -> np
     finally:
         random.setstate(saved[0])
         np.random.set_state(saved[1])
-    peak = np.abs(out).max()
-    if peak > 1.0:  # keep within full scale, as a recording would be
-        out = out / peak
-    return out.astype(np.float32)
+    return _full_scale(out)  # keep within full scale, as a recording would be
 
 
 def mask_features(
@@ -220,7 +218,6 @@ def telephone(y: np.ndarray, sr: int = 16_000) -> np.ndarray:
 
 def codec(y: np.ndarray, sr: int, name: str, bitrate: int) -> np.ndarray:
     """Through Opus (48 kHz in Ogg) or MP3 at ``bitrate`` bit/s and back (PyAV)."""
-    import av
     import soxr
 
     from .audio import decode
@@ -229,19 +226,31 @@ def codec(y: np.ndarray, sr: int, name: str, bitrate: int) -> np.ndarray:
                                    "mp3": ("libmp3lame", "mp3", sr)}[name]
     x = soxr.resample(y, sr, rate).astype(np.float32) if rate != sr else np.asarray(y, np.float32)
     buf = io.BytesIO()
-    with av.open(buf, "w", format=container) as out:
-        stream = out.add_stream(codec_name, rate=rate)
+    encode_with_pyav(buf, x, rate, container, codec_name, bitrate)
+    return decode(buf.getvalue(), sr, min_duration_s=None, max_duration_s=None).samples[: len(y)]
+
+
+def encode_with_pyav(target, y: np.ndarray, sr: int, container: str, codec_name: str,
+                     bitrate: int | None = None) -> None:
+    """Write mono float audio with FFmpeg (PyAV) to a path or binary file object, in 960-sample
+    frames (PyAV re-buffers them to the codec's frame size)."""
+    import av
+
+    with av.open(str(target) if isinstance(target, os.PathLike) else target, "w",
+                 format=container) as out:
+        stream = out.add_stream(codec_name, rate=sr)
         stream.layout = "mono"
-        stream.bit_rate = bitrate
-        for start in range(0, len(x), 960):
-            frame = av.AudioFrame.from_ndarray(np.ascontiguousarray(x[None, start : start + 960]),
-                                               format="flt", layout="mono")
-            frame.sample_rate = rate
+        if bitrate is not None:
+            stream.bit_rate = bitrate
+        for start in range(0, len(y), 960):
+            frame = av.AudioFrame.from_ndarray(
+                np.ascontiguousarray(y[None, start : start + 960], dtype=np.float32),
+                format="flt", layout="mono")
+            frame.sample_rate = sr
             for packet in stream.encode(frame):
                 out.mux(packet)
         for packet in stream.encode(None):
             out.mux(packet)
-    return decode(buf.getvalue(), sr, min_duration_s=None, max_duration_s=None).samples[: len(y)]
 
 
 def excerpt(y: np.ndarray, sr: int, rng: np.random.Generator, shortest_s: float = 0.5,

@@ -136,8 +136,9 @@ class _Prepared:
     speech_s: float = 0.0  # what the VAD found, in the analysed units
 
 
-def _windows(units) -> np.ndarray:
-    return np.stack([u.window for u in units]) if units else np.zeros((0, 0), np.float32)
+def _windows(units, samples: int) -> np.ndarray:
+    """The units' windows as one (n, samples) array."""
+    return np.stack([u.window for u in units]) if units else np.zeros((0, samples), np.float32)
 
 
 def _prepare(source, config: FeatureConfig, sample_rate, max_clip_s, max_duration_s,
@@ -145,7 +146,7 @@ def _prepare(source, config: FeatureConfig, sample_rate, max_clip_s, max_duratio
     audio = decode(source, config.sample_rate, source_rate=sample_rate, max_duration_s=max_duration_s)
     units = analysis_units(audio.samples, config, max_clip_s)
     spans = [(u.start_s, u.end_s) for u in units]
-    windows = _windows(units) if units else np.zeros((0, config.window_samples), np.float32)
+    windows = _windows(units, config.window_samples)
     # Hand-made features are made here, in the worker; an encoder runs in the main process.
     inputs = FRONTENDS["handcrafted"].window_inputs(windows, config) if featurise else windows
     return _Prepared(audio.duration_s, spans, inputs, audio.warnings,
@@ -264,7 +265,8 @@ class EmotionRecognizer:
 
     def _unit_probabilities(self, units) -> np.ndarray:
         """The bundle's front end (features, or the encoder) and head on placed windows."""
-        return self.probabilities(self.frontend.window_inputs(_windows(units), self.feature_config,
+        windows = _windows(units, self.feature_config.window_samples)
+        return self.probabilities(self.frontend.window_inputs(windows, self.feature_config,
                                                               self._encoder))
 
     def _stream(self, source, sample_rate, max_clip_s, max_duration_s, on_progress=None,
