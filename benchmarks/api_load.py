@@ -25,7 +25,7 @@ import numpy as np
 import soundfile as sf
 
 from ser.audio import load_audio
-from ser.datasets import scan
+from ser.training.datasets import scan
 from common import CORPORA, free_port
 
 

@@ -14,7 +14,7 @@ import librosa
 import numpy as np
 
 from ser.audio import load_audio
-from ser.datasets import scan
+from ser.training.datasets import scan
 from common import CORPORA
 
 

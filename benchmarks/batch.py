@@ -61,7 +61,7 @@ def measured(cmd: list[str]) -> tuple[float, float]:
 
 
 def main() -> None:
-    from ser.datasets import scan
+    from ser.training.datasets import scan
 
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--clips", type=int, default=500)

@@ -20,7 +20,7 @@ from common import CORPORA
 
 CHILD = """
 import resource, sys, time
-from ser.inference import EmotionRecognizer
+from ser.serving.inference import EmotionRecognizer
 paths = open(sys.argv[1]).read().split()
 rec = EmotionRecognizer.load(sys.argv[2])
 started = time.perf_counter()

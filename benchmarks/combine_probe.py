@@ -12,11 +12,11 @@ import numpy as np
 from sklearn.linear_model import LogisticRegression
 from sklearn.preprocessing import StandardScaler
 
-from ser.extraction import extract_embeddings
-from ser.extraction import extract
-from ser.features import FeatureConfig
-from ser.datasets import load_records
-from ser.splits import labels_of, speaker_folds
+from ser.training.extraction import extract_embeddings
+from ser.training.extraction import extract
+from ser.frontends.features import FeatureConfig
+from ser.training.datasets import load_records
+from ser.training.splits import labels_of, speaker_folds
 from common import CORPORA
 
 

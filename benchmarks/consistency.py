@@ -19,7 +19,7 @@ def main() -> None:
     import soxr
 
     from ser import EmotionRecognizer
-    from ser.datasets import scan
+    from ser.training.datasets import scan
 
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--clips", type=int, default=400)

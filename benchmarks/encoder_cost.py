@@ -29,7 +29,7 @@ def timed(fn, repeats: int) -> tuple[float, float]:
 
 
 def main() -> None:
-    from ser.encoders import EncoderConfig, OnnxEncoder, WhisperEncoder
+    from ser.frontends.encoders import EncoderConfig, OnnxEncoder, WhisperEncoder
 
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--repeats", type=int, default=30)

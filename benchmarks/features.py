@@ -22,10 +22,10 @@ import numpy as np
 from threadpoolctl import threadpool_limits
 
 from ser.audio import load_audio
-from ser.datasets import scan
-from ser.extraction import extract
-from ser.features import FeatureConfig
-from ser.windows import clip_features
+from ser.training.datasets import scan
+from ser.training.extraction import extract
+from ser.frontends.features import FeatureConfig
+from ser.frontends.windows import clip_features
 from common import CORPORA
 
 

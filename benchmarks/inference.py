@@ -18,9 +18,9 @@ import soundfile as sf
 from threadpoolctl import threadpool_limits
 
 from ser.audio import load_audio
-from ser.bundle import read_bundle, resolve_model
-from ser.datasets import scan
-from ser.inference import EmotionRecognizer
+from ser.serving.bundle import read_bundle, resolve_model
+from ser.training.datasets import scan
+from ser.serving.inference import EmotionRecognizer
 from common import CORPORA
 
 
@@ -49,7 +49,7 @@ def main() -> None:
     rec = EmotionRecognizer.load(args.model, threads=1)
     import torch
 
-    from ser.bundle import load_torch_model
+    from ser.training.export import load_torch_model
 
     torch.set_num_threads(1)
     model = load_torch_model(info)

@@ -28,7 +28,7 @@ def make_recording(path: Path, minutes: float, seed: int = 0) -> None:
     import soundfile as sf
     import soxr
 
-    from ser.datasets import scan
+    from ser.training.datasets import scan
 
     rng = np.random.default_rng(seed)
     files = [r.path for c in ("ravdess", "crema-d") for r in scan(CORPORA / c).records]

@@ -1,6 +1,6 @@
 """Accuracy and refusals under the conditions people record in, through the served path
 (``EmotionRecognizer.predict``): clips of a corpus the model never trained on (TESS by
-default), clean and under each of ``ser.augment.BENCHMARK_CONDITIONS`` — white and pink noise
+default), clean and under each of ``ser.training.augment.BENCHMARK_CONDITIONS`` — white and pink noise
 at a set SNR, simulated rooms (exponentially decaying noise as the impulse response, RT60 0.3
 and 0.8 s), a telephone channel (8 kHz, 300-3,400 Hz, mu-law), Opus at 12 kbit/s and MP3 at
 32 kbit/s (PyAV), a level of -30 dBFS, word-length excerpts of 0.5-1.5 s of the speech — plus
@@ -24,8 +24,8 @@ SR = 16_000
 def main() -> None:
     from ser import EmotionRecognizer
     from ser.audio import decode
-    from ser.augment import BENCHMARK_CONDITIONS, at_snr, corrupt
-    from ser.datasets import scan
+    from ser.training.augment import BENCHMARK_CONDITIONS, at_snr, corrupt
+    from ser.training.datasets import scan
 
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--model", default="default")

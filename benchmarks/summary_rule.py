@@ -19,7 +19,7 @@ from common import CORPORA
 
 def main() -> None:
     from ser import EmotionRecognizer
-    from ser.datasets import load_csv, scan
+    from ser.training.datasets import load_csv, scan
 
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--clips", type=int, default=900)

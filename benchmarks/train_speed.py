@@ -1,6 +1,6 @@
 """Seconds per training epoch of the reference LSTM (256-256-128) on hand-made features.
 
-Runs real epochs of `ser.train.fit` on random inputs of the corpus's shape (151 frames x 233
+Runs real epochs of `ser.training.loop.fit` on random inputs of the corpus's shape (151 frames x 233
 features) and scales the time to a whole training set (--train-clips, default 6,860: 70% of
 RAVDESS + CREMA-D + TESS, the reference protocol). Three settings in one run, so that the ratios
 are measured on the same machine state:
@@ -38,23 +38,23 @@ def loop_masks(x, rng, max_time=20, max_freq=16, n_masks=1):
 
 
 def epoch_seconds(x, y, precision: str, masks, args) -> float:
-    import ser.augment
-    from ser.train import TrainConfig, fit
+    import ser.training.augment
+    from ser.training.loop import TrainConfig, fit
 
-    original = ser.augment.mask_features
-    ser.augment.mask_features = masks
+    original = ser.training.augment.mask_features
+    ser.training.augment.mask_features = masks
     try:
         config = TrainConfig(arch={"name": "reference_lstm"}, max_epochs=args.epochs,
                              patience=99, threads=args.threads, device=args.device,
                              optimizer="adam", precision=precision)
         result = fit(x, y, x[:256], y[:256], config, progress=False)
     finally:
-        ser.augment.mask_features = original
+        ser.training.augment.mask_features = original
     return result.seconds / args.epochs
 
 
 def main() -> None:
-    from ser.augment import mask_features
+    from ser.training.augment import mask_features
 
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--clips", type=int, default=1024, help="clips per measured epoch")

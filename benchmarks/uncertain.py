@@ -21,8 +21,8 @@ from common import CORPORA
 
 
 def main() -> None:
-    from ser.datasets import scan
-    from ser.inference import EmotionRecognizer
+    from ser.training.datasets import scan
+    from ser.serving.inference import EmotionRecognizer
 
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--model", default="default")

