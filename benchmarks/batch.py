@@ -18,7 +18,7 @@ import time
 from pathlib import Path
 
 import soundfile as sf
-from common import CORPORA
+from common import CORPORA, machine_baseline
 
 SER = str(Path(sys.executable).parent / "ser")
 
@@ -72,6 +72,7 @@ def main() -> None:
     step = max(1, len(records) // args.clips)
     files = [r.path for r in records[::step]][: args.clips]
     audio_s = sum(sf.info(f).duration for f in files)
+    print(machine_baseline())
     print(f"{len(files)} clips, {audio_s:.0f} s of audio, model {args.model}, {os.cpu_count()} CPUs")
     engines = {"local (process pool)": ["--engine", "local"],
                "Ray, 1 actor x 1 CPU": ["--engine", "ray", "--actors", "1", "--cpus-per-actor", "1"],

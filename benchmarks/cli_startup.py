@@ -13,7 +13,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from common import CORPORA
+from common import CORPORA, machine_baseline
 
 
 def measure(cmd: list[str], repeats: int) -> tuple[float, float]:
@@ -48,6 +48,7 @@ def main() -> None:
             ("ser predict, 1 clip", [ser, "predict", clip, "--model", args.model]),
             (f"ser predict, {len(clips)} clips", [ser, "predict", "--from-list", listing.name,
                                                   "--model", args.model])]
+    print(machine_baseline())
     print(f"model {args.model}; median of {args.repeats} fresh processes")
     print("| command | wall s | peak RSS MB |\n|---|---|---|")
     for name, cmd in rows:

@@ -118,6 +118,15 @@ def test_truncated_and_over_long(client):
     assert half.status_code == 200 and half.json()["warnings"] == ["truncated"]
 
 
+def test_a_raw_body_without_a_content_type_is_judged_by_its_bytes(client):
+    """curl --data-binary @clip.wav sends no audio type: the bytes decide, as for a file."""
+    ok = client.post("/v1/predict", content=_wav(speech()), headers={"content-type": ""})
+    assert ok.status_code == 200, ok.text
+    assert ok.json()["emotion"] in EMOTIONS and ok.json()["model"] == ok.json()["model"].strip()
+    bad = client.post("/v1/predict", content=b"not audio at all" * 40, headers={"content-type": ""})
+    assert bad.status_code == 422 and "not a recognised audio file" in bad.json()["error"]
+
+
 def test_multipart_without_file_field(client):
     r = client.post("/v1/predict", files={"other": ("x.wav", b"abc", "audio/wav")})
     assert r.status_code == 422 and "'file'" in r.json()["error"]
@@ -194,10 +203,18 @@ def test_long_audio_goes_to_jobs(small_server):
     assert any(0.0 < f < 1.0 for f in seen), seen
     assert job["result"]["path"] == "call.flac" and len(job["result"]["segments"]) >= 5
     assert small_server.get("/v1/jobs/nope").status_code == 404
+    # A header that declares too long a recording is refused at submission, not a second later.
     too_long = small_server.post("/v1/jobs", content=_recording(70),
                                  headers={"content-type": "audio/flac"})
-    failed = _wait_for_job(small_server, too_long.json()["id"])
-    assert failed["status"] == "failed" and "limit" in failed["error"]
+    assert too_long.status_code == 413 and "70.0 s, over this server's limit of 60 s" in too_long.text
+    # One without a believable length (a cut header) is accepted and fails when decoded.
+    raw = _wav(np.concatenate([speech(), np.zeros(16_000 * 69, np.float32)]))
+    headless = small_server.post("/v1/jobs", content=raw[44:], headers={"content-type": "audio/wav"})
+    if headless.status_code == 202:
+        failed = _wait_for_job(small_server, headless.json()["id"])
+        assert failed["status"] == "failed"
+    else:
+        assert headless.status_code in (413, 422), headless.text
     limits = small_server.get("/v1/model").json()["limits"]
     assert limits["max_sync_duration_s"] == 20 and limits["max_duration_s"] == 60
 

@@ -173,3 +173,24 @@ def test_every_option_has_help_and_shows_its_default():
     serve = next(p for p in parsers if p.prog == "ser serve").format_help()
     assert "TCP port to listen on (default: 8000)" in " ".join(serve.split())
     assert isinstance(parsers[0], argparse.ArgumentParser)
+
+
+def test_non_audio_bytes_fail_in_one_line_each_without_decoder_chatter(tmp_path):
+    """A PNG named .mp3 and random bytes that begin like an MPEG frame, named .flac: one error
+    line each and the count, nothing from the decoders' own C code (a real process: its
+    standard error is the file descriptor libraries write to)."""
+    import subprocess
+    import sys
+
+    png = tmp_path / "picture.mp3"
+    png.write_bytes(b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 80)
+    noise = tmp_path / "noise.flac"
+    noise.write_bytes(b"\xff\xe4\x22\x79" + bytes(reversed(range(256))) * 190)
+    run = subprocess.run([sys.executable, "-m", "ser", "predict", str(png),
+                          str(noise), "--model", "light"], capture_output=True, text=True)
+    assert run.returncode == 1
+    lines = run.stderr.strip().splitlines()
+    assert len(lines) == 3, run.stderr
+    assert lines[0].startswith(f"ser: error: {png}: ")
+    assert lines[1] == f"ser: error: {noise}: not a recognised audio file"
+    assert lines[2] == "ser: 2 of 2 files failed"

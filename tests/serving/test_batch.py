@@ -158,10 +158,13 @@ def test_resume_refuses_another_model_or_settings_and_restart_starts_anew(tmp_pa
     header = json.loads((tmp_path / "out.jsonl.journal.jsonl").read_text().splitlines()[0])
     assert header["model"]["name"] == "light" and len(header["model"]["config_sha256"]) == 64
     assert header["settings"] == {"max_clip_s": 5.0}
-    with pytest.raises(ConfigError, match="another model"):
+    with pytest.raises(ConfigError, match="it used model 'light', this run 'reference'"):
         batch.run(files, model="reference", output=out, fmt="jsonl", resume=True, max_clip_s=5.0)
-    with pytest.raises(ConfigError, match="another settings"):
+    with pytest.raises(ConfigError, match="settings differ: max_clip_s 5.0 then, 3.0 now"):
         batch.run(files, model="light", output=out, fmt="jsonl", resume=True, max_clip_s=3.0)
+    # Without --resume or --restart an existing journal is never silently overwritten.
+    with pytest.raises(ConfigError, match=r"journal of an earlier run \(3 rows\).*--restart"):
+        batch.run(files, model="reference", output=out, fmt="jsonl")
     code = main(["predict", *files, "--model", "reference", "--output", str(out), "--resume",
                  "--format", "jsonl"])
     assert code == 1 and capsys.readouterr().err.count("\n") == 1  # one line, no traceback

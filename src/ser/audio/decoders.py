@@ -164,6 +164,18 @@ def _looks_like_mp3(data: bytes) -> bool:
     return data[:3] == b"ID3" or (len(data) > 1 and data[0] == 0xFF and data[1] & 0xE0 == 0xE0)
 
 
+#: How the containers libsndfile reads begin (WAV, RF64, Wave64, FLAC, Ogg, AIFF, AU, CAF, and
+#: MP3). Other bytes go to FFmpeg alone: libsndfile's MP3 probe would print resync notes to
+#: the process's standard error for every file that is neither.
+_SNDFILE_MAGIC = (b"RIFF", b"RIFX", b"RF64", b"riff", b"fLaC", b"OggS", b"FORM", b".snd",
+                  b"caff")
+
+
+def libsndfile_reads(head: bytes) -> bool:
+    """Whether ``head`` (a file's first bytes) starts a container libsndfile reads."""
+    return head.startswith(_SNDFILE_MAGIC) or _looks_like_mp3(head)
+
+
 class _NotForThisDecoder(Exception):
     """The decoder produced nothing from the input: let the other one try."""
 
@@ -173,6 +185,8 @@ def _blocks_soundfile(src: _Input, rate: int, max_duration_s: float | None, resu
     when it cannot read the input. ``result["truncated"]`` is set at the end."""
     import soundfile as sf
 
+    if not libsndfile_reads(src.head):
+        raise _NotForThisDecoder
     try:
         f = sf.SoundFile(src.open())
     except Exception:  # libsndfile refuses: fall back to FFmpeg
@@ -223,8 +237,8 @@ def _blocks_pyav(src: _Input, rate: int, max_duration_s: float | None, result: d
             in_rate = int(stream.codec_context.sample_rate or stream.rate or 0)
         except Exception:
             in_rate = 0
-        if in_rate <= 0:
-            raise UnsupportedCodecError(f"{_where(src.name)}audio stream has no sample rate")
+        if in_rate <= 0:  # what FFmpeg's probe makes of arbitrary bytes
+            raise NotAudioError(f"{_where(src.name)}not a recognised audio file")
         if stream.duration and stream.time_base:
             declared = float(stream.duration * stream.time_base)
             if (max_duration_s is not None and declared > max_duration_s
@@ -307,13 +321,21 @@ def check_samples(
         )
 
 
-def declared_duration(path: str | os.PathLike) -> float | None:
-    """The duration a file's header declares, read without decoding (None when the file has
-    none, is not audio, or cannot be opened: the decoders then say why)."""
+def declared_duration(source: "str | os.PathLike | bytes") -> float | None:
+    """The duration a file's (or in-memory file's) header declares, read without decoding
+    (None when it has none, is not audio, or cannot be opened: the decoders then say why)."""
+    def opened():
+        return io.BytesIO(source) if isinstance(source, (bytes, bytearray)) else open(source, "rb")
+
     try:
         import soundfile as sf
 
-        info = sf.info(str(path))
+        with opened() as f:
+            head = f.read(16)
+            if not libsndfile_reads(head) or (_looks_like_mp3(head) and head[:3] != b"ID3"):
+                raise ValueError("not a libsndfile container")
+            f.seek(0)
+            info = sf.info(f)
         if info.samplerate > 0 and 0 < info.frames < 2**62:
             return info.frames / info.samplerate
     except Exception:  # noqa: BLE001 - libsndfile refuses: ask FFmpeg
@@ -321,7 +343,7 @@ def declared_duration(path: str | os.PathLike) -> float | None:
     try:
         import av
 
-        with av.open(str(path), metadata_errors="ignore") as container:
+        with opened() as f, av.open(f, metadata_errors="ignore") as container:
             if container.duration:
                 return container.duration / 1_000_000  # microseconds
     except Exception:  # noqa: BLE001

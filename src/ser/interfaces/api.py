@@ -37,7 +37,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import ClientDisconnect
 
 from ser.common import EMOTIONS, __version__
-from ser.audio import DEFAULT_MAX_DURATION_S, AudioError, AudioTooLongError
+from ser.audio import DEFAULT_MAX_DURATION_S, AudioError, AudioTooLongError, declared_duration
 from ser.serving.inference import EmotionRecognizer
 
 AUDIO_TYPES = ("audio/", "video/mp4", "video/webm", "application/ogg", "application/octet-stream")
@@ -263,6 +263,11 @@ def create_app(config: ServerConfig | None = None, recognizer=None):
     async def submit_job(request: Request):
         model_or_503()
         data, name = await _read_body(request, limit_bytes, config.max_upload_mb)
+        # Refused now when the container declares its length, not a second after a 202.
+        declared = await run_in_threadpool(declared_duration, data)
+        if declared is not None and declared > config.max_duration_s:
+            raise BadInput(413, f"audio lasts {declared:.1f} s, over this server's limit of "
+                                f"{config.max_duration_s:g} s (--max-duration)")
         job = jobs.submit(data, name)
         if job is None:
             raise BadInput(429, f"{config.max_jobs} jobs are queued or running: try again later",
@@ -337,7 +342,8 @@ async def _read_body(request: Request, limit_bytes: int, limit_mb: float) -> tup
             if upload is None or isinstance(upload, str):
                 raise BadInput(422, "multipart upload needs the audio in a field named 'file'")
             data, name = await upload.read(limit_bytes + 1), upload.filename
-        elif any(ctype.startswith(t) for t in AUDIO_TYPES):
+        elif not ctype or any(ctype.startswith(t) for t in AUDIO_TYPES):
+            # No type at all (curl --data-binary without -H): the bytes decide, as for a file.
             chunks, size = [], 0
             async for chunk in request.stream():
                 size += len(chunk)

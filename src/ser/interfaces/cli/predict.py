@@ -133,7 +133,7 @@ def add_parsers(sub) -> None:
                    help="local process pool, or Ray Data (pip install 'ser[ray]')")
     p.add_argument("--address", default=None,
                    help="Ray cluster to join (auto, or HOST:PORT of its head); default: start one here")
-    p.add_argument("--actors", type=int, default=None, help="Ray actors (default: CPUs / 2)")
+    p.add_argument("--actors", type=int, default=None, help="Ray actors (default: one per CPU of the cluster)")
     p.add_argument("--verbose", action="store_true", help="show Ray's own logging")
     p.add_argument("--cpus-per-actor", type=float, default=None,
                    help="CPUs Ray reserves per actor (default: up to 1, leaving half a CPU for "

@@ -33,7 +33,9 @@ from ser.serving.batch.engines import _local_rows, _ray_rows, connect_ray  # noq
 from ser.serving.batch.formats import (  # noqa: F401
     FORMATS, NESTED_FIELDS, flat_row, format_rows, parquet_schema, write,
 )
-from ser.serving.batch.journal import JOURNAL_VERSION, _read_journal, run_identity  # noqa: F401
+from ser.serving.batch.journal import (  # noqa: F401
+    JOURNAL_VERSION, _read_journal, journal_rows, run_identity,
+)
 from ser.serving.batch.sources import (  # noqa: F401
     content_hash, error_row, expand_inputs, is_uri, local_path, predict_row, read_source,
 )
@@ -78,6 +80,9 @@ def run(
     limits = {k: v for k, v in (("max_clip_s", max_clip_s), ("max_duration_s", max_duration_s))
               if v is not None}
     header = {"journal": JOURNAL_VERSION, **run_identity(model, limits)} if journal else {}
+    if journal is not None and journal.is_file() and not (resume or restart):
+        raise ConfigError(f"{output} has the journal of an earlier run ({journal_rows(journal)} "
+                          "rows): pass --resume to go on from it, or --restart to start anew")
     done = _read_journal(journal, header) if resume and journal is not None else {}
     # Content hashes for the journal: local files are read here (cheap, and the page cache
     # serves the decoder); a URI only when resuming needs its hash to decide, else the worker

@@ -156,8 +156,10 @@ def _ray_rows(sources: Sequence[str], model: str | None, address: str | None, ac
 
     try:
         cpus = ray.cluster_resources().get("CPU", 1.0)
-        # Leave CPU for Ray's own read tasks: on 2 cores, 2 one-CPU actors starve them (hang).
-        actors = actors or max(1, int(cpus // 2))
+        # One actor per CPU of the cluster (each runs the encoder on one thread), each reserving
+        # a little under a CPU: Ray's own tasks need the rest (on 2 cores, 2 one-CPU actors
+        # starve them and hang; 2 of 0.75 ran 200 clips in 134 s where one actor took 198 s).
+        actors = actors or max(1, int(cpus))
         cpus_per_actor = cpus_per_actor or min(1.0, max(0.25, (cpus - 0.5) / actors))
         context = ray.data.DataContext.get_current()
         context.execution_options.preserve_order = True

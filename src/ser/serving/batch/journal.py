@@ -14,8 +14,9 @@ JOURNAL_VERSION = 2  # 1: rows only, no header (ser before the model identity wa
 
 
 def run_identity(model: str | None, limits: dict) -> dict:
-    """What decides every answer of a run: the model actually used (the default falls back to
-    light without its encoder weights), the settings that change results, ser's version."""
+    """What decides every answer of a run: the model (its name and the sha256 of its
+    config.json, which holds its weights' hashes), the settings that change results, ser's
+    version."""
     from ser.common import __version__, sha256_file
     from ser.serving.inference import resolved_bundle_path
 
@@ -38,11 +39,11 @@ def _read_journal(journal: Path, header: dict) -> dict[str, dict]:
     if lines and first.get("journal") != JOURNAL_VERSION:
         raise ConfigError(f"{journal} was written by an earlier ser without the model's identity: "
                           "its rows cannot be trusted for this run; pass --restart to start anew")
-    for key, what in (("model", "model"), ("settings", "settings"), ("ser_version", "ser version")):
-        if lines and first.get(key) != header.get(key):
-            raise ConfigError(f"{journal} was written with another {what} ({first.get(key)}; "
-                              f"this run: {header.get(key)}); pass the same --model and settings "
-                              "to resume, or --restart to start anew")
+    differences = [_difference(key, first.get(key), header.get(key))
+                   for key in ("model", "settings", "ser_version") if first.get(key) != header.get(key)]
+    if lines and differences:
+        raise ConfigError(f"{journal} belongs to another run: {'; '.join(differences)}. Pass the "
+                          "same --model and settings to resume, or --restart to start anew")
     for line in lines[1:]:
         try:
             entry = json.loads(line)
@@ -50,3 +51,25 @@ def _read_journal(journal: Path, header: dict) -> dict[str, dict]:
             continue  # a line cut by a kill
         done[entry["row"]["path"]] = entry
     return done
+
+
+def _difference(key: str, then, now) -> str:
+    """What differs between a journal's run and this one, in words."""
+    if key == "model":
+        then, now = then or {}, now or {}
+        if then.get("name") != now.get("name"):
+            return f"it used model {then.get('name')!r}, this run {now.get('name')!r}"
+        return (f"model {now.get('name')!r} has changed since (version "
+                f"{str(then.get('config_sha256'))[:12]}, now {str(now.get('config_sha256'))[:12]})")
+    if key == "settings":
+        then, now = then or {}, now or {}
+        parts = [f"{name} {then.get(name, 'default')} then, {now.get(name, 'default')} now"
+                 for name in sorted(set(then) | set(now)) if then.get(name) != now.get(name)]
+        return "settings differ: " + ", ".join(parts)
+    return f"it was written by ser {then}, this is ser {now}"
+
+
+def journal_rows(journal: Path) -> int:
+    """How many rows a journal holds (its header aside)."""
+    with open(journal) as f:
+        return max(0, sum(1 for _ in f) - 1)
