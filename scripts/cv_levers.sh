@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Issue 14's levers on the same folds: 5-fold speaker-grouped CV of the logistic head on pooled
+# The levers on the same folds: 5-fold speaker-grouped CV of the logistic head on pooled
 # Whisper-base states (seed 0), one run per row of docs/results.md "Levers" table ("shipped": the
 # default's recipe, C chosen by scripts/train_default.sh; a later --l2-c overrides the base's;
 # the "shipped_*" rows vary the whole-utterance recipe "whole_c001", measured first). Each run writes
@@ -54,6 +54,8 @@ declare -A LEVERS=(
   [shipped_nb_augcond]="--encoder-states 2,3,4,5 --balance-corpora 0.5 --l2-c 0.001 --test-conditions --augment 1 --augment-kind conditions"
   [shipped_nb_augcond_w05]="--encoder-states 2,3,4,5 --balance-corpora 0.5 --l2-c 0.001 --test-conditions --augment 1 --augment-kind conditions --augment-weight 0.5"
   [shipped_nb_augcond_w03]="--encoder-states 2,3,4,5 --balance-corpora 0.5 --l2-c 0.001 --test-conditions --augment 1 --augment-kind conditions --augment-weight 0.3"
+  # The shipped recipe with the encoder's linear layers on int8 weights (dynamic quantisation).
+  [shipped_nb_augcond_w03_int8]="--encoder-states 2,3,4,5 --encoder-compute-type int8 --balance-corpora 0.5 --l2-c 0.001 --test-conditions --augment 1 --augment-kind conditions --augment-weight 0.3"
   [shipped_nb_augcond_c002]="--encoder-states 2,3,4,5 --balance-corpora 0.5 --l2-c 0.002 --test-conditions --augment 1 --augment-kind conditions"
 )
 names=("$@")

@@ -64,6 +64,36 @@ def test_a_shallow_graph_stops_early_and_gives_the_same_states(all_states):
     assert not np.allclose(all_states[3], all_states[6], atol=1e-2)
 
 
+def test_int8_weights_are_symmetric_per_column_and_reconstruct_the_float_ones():
+    from ser.frontends.whisper_onnx import quantised_weights
+
+    rng = np.random.default_rng(0)
+    w = rng.standard_normal((512, 1536)).astype(np.float32) * np.linspace(0.01, 1, 1536, dtype=np.float32)
+    out = quantised_weights({"l0_qkv_w": w, "l0_qkv_b": np.ones(1536, np.float32)})
+    assert set(out) == {"l0_qkv_w_q", "l0_qkv_w_s", "l0_qkv_b"}  # biases stay float32
+    q, s = out["l0_qkv_w_q"], out["l0_qkv_w_s"]
+    assert q.dtype == np.int8 and s.shape == (1536,) and np.abs(q).max() == 127
+    assert np.abs(q * s - w).max() <= 0.5 * s.max() + 1e-7  # at most half a step per column
+
+
+def test_the_int8_graph_gives_nearly_the_float_states(all_states):
+    """Dynamic quantisation of the linear layers: the pooled states keep their direction
+    (cosine > 0.99 per window) while the graph stays weight-less."""
+    from ser.frontends.encoders import model_dir
+    from ser.frontends.whisper_onnx import OnnxWhisperSession, build_graph
+
+    graph = build_graph((2, 3, 4, 5), int8=True)
+    assert len(graph) < 100_000
+    kinds = {n.op_type for n in onnx.load_from_string(graph).graph.node}
+    assert {"DynamicQuantizeLinear", "MatMulInteger"} <= kinds
+    out = OnnxWhisperSession(graph, (2, 3, 4, 5), model_dir() / "model.bin", int8=True).run(
+        np.stack([log_mel(w) for w in _windows()]))
+    for state in (2, 3, 4, 5):
+        a, b = all_states[state], out[state]
+        cosine = (a * b).sum(1) / np.linalg.norm(a, axis=1) / np.linalg.norm(b, axis=1)
+        assert cosine.min() > 0.99 and not np.array_equal(a, b)
+
+
 def test_only_ctranslate2_version_6_whisper_files_are_read(tmp_path):
     from ser.frontends.whisper_onnx import read_ct2_variables
 
@@ -89,10 +119,15 @@ def test_encoder_settings_are_checked():
     # What a bundle records gives back the same front end (the path frontend_of takes).
     recorded = {k: v for k, v in frontend.bundle_config().items() if k in ENCODER_OPTIONS}
     assert get_frontend("whisper-base", recorded) == frontend
+    # int8 on ONNX Runtime: chosen explicitly, recorded, and read back the same.
+    int8 = get_frontend("whisper-base", {"states": [2, 3], "compute_type": "int8"})
+    assert (int8.runtime, int8.compute_type) == ("onnx", "int8")
+    assert get_frontend("whisper-base", {k: v for k, v in int8.bundle_config().items()
+                                         if k in ENCODER_OPTIONS}) == int8
     for bad in ({"states": (7,), "runtime": "onnx", "compute_type": "float32"},
                 {"states": (3, 3), "runtime": "onnx", "compute_type": "float32"},
                 {"states": (3,)},  # CTranslate2 cannot give a middle layer
-                {"runtime": "onnx"},  # int8 is CTranslate2's
+                {"states": (3,), "compute_type": "int4"},
                 {"runtime": "tensorrt"}):
         with pytest.raises(ConfigError):
             EncoderConfig(**bad)

@@ -314,3 +314,26 @@ def test_unreachable_and_client_addresses_are_one_line(tmp_path, capsys):
     assert main(["predict", clip, "--engine", "ray", "--address", "ray://127.0.0.1:10001"]) == 1
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "Ray Client" in err
+
+
+def test_a_lost_ray_node_is_one_line():
+    """The watcher compares the alive nodes Ray reports: a node gone is said once, in one line;
+    a node that stays, or the GCS briefly not answering, says nothing."""
+    from ser.serving.batch.engines import NodeWatcher
+
+    head = {"NodeID": "a", "NodeManagerAddress": "127.0.0.1", "Alive": True}
+    worker = {"NodeID": "b", "NodeManagerAddress": "127.0.0.2", "Alive": True}
+    answers = iter([[head, worker], [head, worker], RuntimeError("GCS"), [head, {**worker, "Alive": False}], [head]])
+
+    def nodes():
+        answer = next(answers)
+        if isinstance(answer, Exception):
+            raise answer
+        return answer
+
+    said = []
+    watcher = NodeWatcher(nodes, say=said.append)
+    for _ in range(4):
+        watcher.check()
+    assert said == ["ser: warning: Ray node 127.0.0.2 left the cluster (1 left); its files are "
+                    "retried on the others, output may pause meanwhile"]

@@ -7,6 +7,7 @@ import io
 import threading
 import zipfile
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -145,7 +146,24 @@ def test_unknown_and_sourceless_corpora_are_one_line(tmp_path, capsys):
     assert main(["datasets", "download", "emovo", "--to", str(tmp_path)]) == 1
     assert "no stable public download" in capsys.readouterr().err
     assert main(["datasets", "download", "nosuch", "--to", str(tmp_path)]) == 1
-    assert "known: crema-d, emovo, ravdess, tess" in capsys.readouterr().err
+    assert "known: banglaser, crema-d, emovo, nemo, ravdess, tess" in capsys.readouterr().err
+    assert main(["datasets", "download", "banglaser", "--to", str(tmp_path)]) == 1
+    assert "Mendeley Data" in capsys.readouterr().err
+
+
+def test_the_nemo_manifest_lists_what_the_reader_reads():
+    """Every file of the nEMO manifest (the 6 actors the shipped models used) is named as the
+    nEMO reader expects, with the six emotions of the corpus and 6 speakers."""
+    from ser.training.datasets import parse_nemo
+    from ser.training.download import SOURCES, manifest
+
+    files = manifest("nemo")
+    records = [parse_nemo(Path(name)) for name in files]
+    assert len(files) == 2862 and all(r is not None for r in records)
+    assert {r.label for r in records} == {"angry", "fear", "happy", "neutral", "sad", "surprise"}
+    assert len({r.speaker for r in records}) == 6
+    assert all(len(d) == 64 for d in files.values())
+    assert SOURCES["nemo"]["per_file"].endswith("/66de9999a8f2f605eb5f64841790aa5cb0877782/")
 
 
 def test_archive_members_cannot_escape_the_folder(tmp_path):

@@ -44,8 +44,9 @@ class EncoderConfig:
     """Which encoder computation makes a clip's vector.
 
     ``runtime="ctranslate2"`` returns the final layer (``compute_type`` int8 or float32);
-    ``runtime="onnx"`` runs the encoder on ONNX Runtime in float32 and returns the pooled
-    ``states`` asked for (0-5: after that many layers; 6: the final layer), concatenated.
+    ``runtime="onnx"`` runs the encoder on ONNX Runtime and returns the pooled ``states`` asked
+    for (0-5: after that many layers; 6: the final layer), concatenated; in float32, or with
+    ``compute_type="int8"`` its linear layers on int8 weights (dynamic quantisation).
     """
 
     name: str = "whisper-base"
@@ -73,8 +74,6 @@ class EncoderConfig:
         if self.runtime == "ctranslate2" and self.states != (6,):
             raise ConfigError("CTranslate2 returns only the final state (6); middle states "
                               "need the onnx runtime")
-        if self.runtime == "onnx" and self.compute_type != "float32":
-            raise ConfigError("the onnx encoder runs in float32 (compute_type float32)")
 
     @property
     def dim(self) -> int:
@@ -241,12 +240,13 @@ class OnnxEncoder:
         from ser.frontends.whisper_onnx import OnnxWhisperSession, build_graph
 
         self.config = config
-        graph = graph if graph is not None else build_graph(config.states)
+        int8 = config.compute_type == "int8"
+        graph = graph if graph is not None else build_graph(config.states, int8=int8)
         # One thread per run, runs side by side: whole utterances come in unequal lengths, one
         # per run, too small to share between threads (2 intra-op threads were slower than 1).
         self.workers = threads or min(2, os.cpu_count() or 1)
         self._session = OnnxWhisperSession(graph, config.states, model_dir() / "model.bin",
-                                           threads=1)
+                                           threads=1, int8=int8)
         self._pool = None
         if self.workers > 1:
             from concurrent.futures import ThreadPoolExecutor

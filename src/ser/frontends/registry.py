@@ -85,7 +85,7 @@ class WhisperFrontend:
             return {}
         from ser.frontends.whisper_onnx import build_graph
 
-        return {"encoder.onnx": build_graph(self.states)}
+        return {"encoder.onnx": build_graph(self.states, int8=self.compute_type == "int8")}
 
     def input_shape(self, feature_config) -> list[int]:
         return [self.encoder_config().dim]

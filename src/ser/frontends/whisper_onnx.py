@@ -100,6 +100,28 @@ def encoder_weights(variables: dict[str, np.ndarray], depth: int) -> dict[str, n
     return out
 
 
+def _is_linear(name: str) -> bool:
+    """The linear layers' weights: int8 in an int8 graph (activations are quantised at run
+    time, per batch, by the graph itself: dynamic quantisation)."""
+    return name.endswith(("_qkv_w", "_out_w", "_fc1_w", "_fc2_w"))
+
+
+def quantised_weights(weights: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """An int8 graph's initializers from the float32 ones: each linear weight W (in, out)
+    becomes W_q int8 and W_s float32 (out,) with W = W_q * W_s approximately (symmetric, one
+    scale per output column, -127..127); the rest stay float32. Deterministic: training and
+    serving compute the same int8 weights."""
+    out = {}
+    for name, w in weights.items():
+        if not _is_linear(name):
+            out[name] = w
+            continue
+        scale = np.maximum(np.abs(w).max(axis=0), 1e-12).astype(np.float32) / 127.0
+        out[name + "_q"] = np.clip(np.rint(w / scale), -127, 127).astype(np.int8)
+        out[name + "_s"] = scale.astype(np.float32)
+    return out
+
+
 def graph_depth(states: tuple[int, ...]) -> int:
     """Layers to run for the wanted states (7 = all six plus the final layer norm)."""
     if not states or any(not 0 <= s <= FINAL for s in states) or len(set(states)) != len(states):
@@ -108,10 +130,12 @@ def graph_depth(states: tuple[int, ...]) -> int:
     return N_LAYERS + 1 if deepest == FINAL else deepest
 
 
-def build_graph(states: tuple[int, ...]) -> bytes:
+def build_graph(states: tuple[int, ...], int8: bool = False) -> bytes:
     """The weight-less ONNX graph: input ``mel`` (batch, 80, frames), outputs ``state{i}``
-    (batch, 1024) = mean and std over time of state ``i`` for each wanted state. Needs ``onnx``
-    (training extra); bundles carry the result."""
+    (batch, 1024) = mean and std over time of state ``i`` for each wanted state. ``int8``: the
+    linear layers multiply int8 weights by activations quantised per batch (dynamic
+    quantisation; weights from :func:`quantised_weights`). Needs ``onnx`` (training extra);
+    bundles carry the result."""
     try:
         import onnx
         from onnx import TensorProto, helper
@@ -144,7 +168,13 @@ def build_graph(states: tuple[int, ...]) -> bytes:
         return op("LayerNormalization", [x, g, b], axis=-1, epsilon=1e-5)
 
     def linear(x, name):
-        return op("Add", [op("MatMul", [x, f"{name}_w"]), f"{name}_b"])
+        if not int8:
+            return op("Add", [op("MatMul", [x, f"{name}_w"]), f"{name}_b"])
+        xq, xs, xzp = (f"t{next(counter)}" for _ in range(3))
+        nodes.append(helper.make_node("DynamicQuantizeLinear", [x], [xq, xs, xzp]))
+        product = op("Cast", [op("MatMulInteger", [xq, f"{name}_w_q", xzp])], to=TensorProto.FLOAT)
+        scaled = op("Mul", [product, op("Mul", [xs, f"{name}_w_s"])])
+        return op("Add", [scaled, f"{name}_b"])
 
     def pooled(x):  # (B, T, D) -> (B, 2D): mean and population std over time
         mean = op("ReduceMean", [x, const([1])], keepdims=0)
@@ -187,23 +217,38 @@ def build_graph(states: tuple[int, ...]) -> bytes:
                                                      ["batch", 2 * D_MODEL]))
     inputs = [helper.make_tensor_value_info("mel", TensorProto.FLOAT, ["batch", N_MELS, "frames"])]
     graph = helper.make_graph(nodes, "whisper_base_encoder", inputs, outputs,
-                              initializer=consts + [_weight_slot(name, shape[::-1] if t else shape)
-                                                    for name, _, shape, t in weight_layout(depth)])
+                              initializer=consts + _weight_slots(depth, int8))
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)],
                               producer_name="ser")
     model.ir_version = 9  # ORT 1.17+ reads it; the helpers' newer default is refused by some
     return model.SerializeToString()
 
 
-def _weight_slot(name: str, shape) -> "onnx.TensorProto":
-    """A float32 initializer whose data is 'external': ORT takes it from the OrtValue given
-    with ``SessionOptions.add_external_initializers`` and never opens the named location."""
+def _weight_slots(depth: int, int8: bool) -> list:
+    """The graph's weight initializers, all 'external' (see :func:`_weight_slot`)."""
     from onnx import TensorProto
 
-    slot = TensorProto(name=name, data_type=TensorProto.FLOAT, dims=list(shape),
-                       data_location=TensorProto.EXTERNAL)
+    slots = []
+    for name, _, shape, transposed in weight_layout(depth):
+        shape = shape[::-1] if transposed else shape
+        if int8 and _is_linear(name):
+            slots += [_weight_slot(name + "_q", shape, TensorProto.INT8, 1),
+                      _weight_slot(name + "_s", shape[-1:])]
+        else:
+            slots.append(_weight_slot(name, shape))
+    return slots
+
+
+def _weight_slot(name: str, shape, data_type=None, itemsize: int = 4) -> "onnx.TensorProto":
+    """An initializer (float32 unless ``data_type`` says) whose data is 'external': ORT takes
+    it from the OrtValue given with ``SessionOptions.add_external_initializers`` and never
+    opens the named location."""
+    from onnx import TensorProto
+
+    slot = TensorProto(name=name, data_type=TensorProto.FLOAT if data_type is None else data_type,
+                       dims=list(shape), data_location=TensorProto.EXTERNAL)
     for key, value in (("location", "whisper-base-model.bin"), ("offset", "0"),
-                       ("length", str(4 * int(np.prod(shape))))):
+                       ("length", str(itemsize * int(np.prod(shape))))):
         entry = slot.external_data.add()
         entry.key, entry.value = key, value
     return slot
@@ -214,13 +259,15 @@ class OnnxWhisperSession:
     verified ``model.bin``. ``run(mels)`` -> {state: (batch, 1024)}."""
 
     def __init__(self, graph: bytes, states: tuple[int, ...], model_bin: str | Path,
-                 threads: int = 1):
+                 threads: int = 1, int8: bool = False):
         import onnxruntime as ort
 
         self.states = tuple(states)
         depth = graph_depth(self.states)
         needed = {source for _, source, _, _ in weight_layout(depth)}  # no unused layer is read
         weights = encoder_weights(read_ct2_variables(model_bin, names=needed), depth)
+        if int8:
+            weights = quantised_weights(weights)
         opts = ort.SessionOptions()
         opts.intra_op_num_threads = threads
         opts.inter_op_num_threads = 1

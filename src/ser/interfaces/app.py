@@ -18,7 +18,8 @@ from ser.audio import DEFAULT_MAX_DURATION_S, AudioError, decode
 from ser.serving.bundle import SHIPPED_MODELS
 from ser.corpora import describe_corpora
 from ser.frontends.features import log_mel_spectrogram
-from ser.serving.inference import DOMINANT_SHARE, MIXED, NO_SPEECH, EmotionRecognizer
+from ser.serving.inference import EmotionRecognizer
+from ser.serving.results import DOMINANT_SHARE, MIXED, NO_SPEECH
 
 MAX_UPLOAD_MB = float(os.environ.get("SER_APP_MAX_UPLOAD_MB", "25"))
 MAX_DURATION_S = float(os.environ.get("SER_APP_MAX_DURATION_S", DEFAULT_MAX_DURATION_S))

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import os
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Iterable, Sequence
 
@@ -30,97 +30,11 @@ from ser.common import NO_SPEECH
 from ser.frontends.registry import FRONTENDS, frontend_of
 from ser.frontends.features import FeatureConfig
 from ser.frontends.windows import DEFAULT_MAX_CLIP_S, analysis_units
+from ser.serving.results import (  # noqa: F401  (part of this module's API)
+    DOMINANT_SHARE, MIXED, PREDICTION_FIELDS, Prediction, Segment,
+)
 
 
-
-@dataclass
-class Segment:
-    """One analysed stretch: the clip, or an utterance (piece) of a recording."""
-
-    start_s: float
-    end_s: float
-    emotion: str
-    confidence: float
-    probabilities: dict[str, float] | None = None
-
-    def to_dict(self) -> dict:
-        return {"start_s": round(self.start_s, 3), "end_s": round(self.end_s, 3),
-                "emotion": self.emotion, "confidence": round(self.confidence, 4)}
-
-
-#: A recording is named after one emotion when that emotion is the top one of at least this
-#: share of its speaking time; below, it is "mixed". Chosen on recordings built from corpora
-#: the default model never trained on (TESS, nEMO): docs/results.md, "Summary of a recording".
-DOMINANT_SHARE = 0.7
-MIXED = "mixed"
-
-
-@dataclass
-class Prediction:
-    emotion: str  # one of the labels, or NO_SPEECH
-    confidence: float
-    probabilities: dict[str, float]
-    duration_s: float
-    segments: list[Segment] = field(default_factory=list)
-    path: str | None = None
-    uncertain: bool = False  # confidence below the bundle's threshold: more likely wrong
-    speech_s: float = 0.0  # seconds analysed as speech
-    warnings: list[str] = field(default_factory=list)  # "truncated": the file ended early
-    model: str | None = None  # the model that answered: its name and exact version
-    model_version: str | None = None
-
-    @property
-    def has_speech(self) -> bool:
-        return self.emotion != NO_SPEECH
-
-    @property
-    def emotion_shares(self) -> dict[str, float]:
-        """Share of the speaking time whose segment's top emotion is each label."""
-        total = sum(s.end_s - s.start_s for s in self.segments) or 1.0
-        shares = {label: 0.0 for label in self.probabilities}
-        for s in self.segments:
-            shares[s.emotion] = shares.get(s.emotion, 0.0) + (s.end_s - s.start_s) / total
-        return shares if self.segments else {}
-
-    @property
-    def summary(self) -> str:
-        """What a person should read first: the emotion, ``"mixed"`` for a recording in which
-        no emotion has ``DOMINANT_SHARE`` of the speaking time, or ``"no_speech"``."""
-        if not self.has_speech or len(self.segments) <= 1:
-            return self.emotion
-        shares = self.emotion_shares
-        top = max(shares, key=shares.get)
-        return top if shares[top] >= DOMINANT_SHARE else MIXED
-
-    @property
-    def summary_share(self) -> float:
-        """The share of speaking time of the summary's emotion (of the largest one if mixed)."""
-        if not self.has_speech:
-            return 0.0
-        return max(self.emotion_shares.values()) if len(self.segments) > 1 else 1.0
-
-    def to_dict(self) -> dict:
-        """The JSON Lines contract of ``ser predict`` (and of the HTTP API)."""
-        return {
-            "path": self.path,
-            "emotion": self.emotion,
-            "confidence": round(self.confidence, 4),
-            "uncertain": self.uncertain,
-            "probabilities": {k: round(v, 4) for k, v in self.probabilities.items()},
-            "duration_s": round(self.duration_s, 3),
-            "speech_s": round(self.speech_s, 3),
-            "emotion_shares": {k: round(v, 4) for k, v in self.emotion_shares.items()},
-            "segments": [s.to_dict() for s in self.segments],
-            "warnings": list(self.warnings),
-            "summary": self.summary,
-            "summary_share": round(self.summary_share, 4),
-            "model": self.model,
-            "model_version": self.model_version,
-        }
-
-
-#: The keys of a result object, in order: ``ser predict``'s JSON/JSONL/CSV and the HTTP API.
-PREDICTION_FIELDS = tuple(Prediction("no_speech", 0.0, {}, 0.0).to_dict())
 
 
 @dataclass
@@ -161,6 +75,8 @@ def _prepare(source, config: FeatureConfig, sample_rate, max_clip_s, max_duratio
 STREAM_ABOVE_S = 60.0
 #: Windows run through the model together while streaming: the memory of a recording.
 STREAM_BATCH = 8
+#: Windows of several files run through the model together in a batch (``predict_many``).
+BATCH_WINDOWS = 16
 
 
 def _prepare_job(args):
@@ -237,6 +153,24 @@ class EmotionRecognizer:
         """Top probabilities below this are flagged ``uncertain`` (the bundle's rule; 0.5 —
         more likely wrong than right, given calibrated probabilities — when it sets none)."""
         return float(self.bundle.config.get("uncertain_below", 0.5))
+
+    def _finish_together(self, items: list) -> list:
+        """The results of several prepared inputs (or their AudioErrors), in order, with one
+        pass of all their windows through the front end and the head."""
+        preps = [prep for prep, _ in items if not isinstance(prep, AudioError)]
+        inputs = [prep.inputs for prep in preps if len(prep.inputs)]
+        probs = (self.probabilities(self._model_inputs(replace(preps[0], inputs=np.concatenate(inputs))))
+                 if inputs else np.zeros((0, len(self.labels)), np.float32))
+        out, start = [], 0
+        for prep, path in items:
+            if isinstance(prep, AudioError):
+                out.append(prep)
+                continue
+            mine = probs[start : start + len(prep.inputs)]
+            start += len(prep.inputs)
+            out.append(self._result(prep.spans, mine, prep.duration_s, prep.speech_s,
+                                    prep.warnings, path))
+        return out
 
     def _finish(self, prep: _Prepared, path: str | None, on_progress=None) -> Prediction:
         probs = self.probabilities(self._model_inputs(prep, on_progress))
@@ -350,17 +284,28 @@ class EmotionRecognizer:
         pool = ProcessPoolExecutor(max_workers=workers) if workers > 1 and len(sources) >= 8 else None
         try:
             results = _bounded_map(pool, _prepare_job, jobs, in_flight=4 * workers)
+            # Clips go through the model together, across files: one clip's single window
+            # leaves the encoder's second thread idle, a batch of them keeps both busy.
+            waiting: list = []  # (prepared, path) of clips not yet through the model, in order
             for source, long in zip(sources, streamed):
                 path = str(source) if isinstance(source, (str, os.PathLike)) else None
                 if long:
+                    yield from self._finish_together(waiting)
+                    bar.update(len(waiting))
+                    waiting = []
                     try:
                         yield self._stream(source, None, max_clip_s, max_duration_s, path=path)
                     except AudioError as exc:
                         yield exc
-                else:
-                    prep = next(results)
-                    yield prep if isinstance(prep, AudioError) else self._finish(prep, path)
-                bar.update()
+                    bar.update()
+                    continue
+                waiting.append((next(results), path))
+                if sum(len(p.inputs) for p, _ in waiting if not isinstance(p, AudioError)) >= BATCH_WINDOWS:
+                    yield from self._finish_together(waiting)
+                    bar.update(len(waiting))
+                    waiting = []
+            yield from self._finish_together(waiting)
+            bar.update(len(waiting))
         finally:
             bar.close()
             if pool is not None:

@@ -206,8 +206,8 @@ def parse_nemo(path: Path) -> Record | None:
 
 
 # BanglaSER keeps RAVDESS's seven fields with other emotion codes; its files are read with a
-# "bser-" prefix so that they can never be taken for RAVDESS (`ser datasets download banglaser`
-# and the shared copy name them so; original names need the manifest CSV).
+# "bser-" prefix so that they can never be taken for RAVDESS (a copy from the publisher needs
+# the prefix added: `ser datasets download banglaser` says so; or read it with a manifest CSV).
 _BANGLA = re.compile(r"^bser-(0[1-3])-(01)-(0[1-5])-(0[12])-(0[1-3])-(0[1-3])-(\d\d)$")
 _BANGLA_EMOTIONS = {"01": "happy", "02": "sad", "03": "angry", "04": "surprise", "05": "neutral"}
 

@@ -52,11 +52,21 @@ SOURCES = {
         "about": "Toronto Emotional Speech Set (University of Toronto Dataverse, "
                  "doi:10.5683/SP2/E8H2MF; Dupuis & Pichora-Fuller 2010), CC BY-NC-ND 4.0",
     },
+    "nemo": {
+        "per_file": "https://raw.githubusercontent.com/amu-cai/nEMO/"
+                    "66de9999a8f2f605eb5f64841790aa5cb0877782/",
+        "about": "nEMO, Polish, the 6 actors the shipped models used (GitHub amu-cai/nEMO at a "
+                 "fixed commit; Christop, LREC-COLING 2024), CC BY-NC-SA 4.0",
+    },
 }
 #: Corpora the shipped models use that have no stable public download.
 NO_PUBLIC_SOURCE = {
     "emovo": "EMOVO has no stable public download; ask its authors (Costantini et al., LREC "
              "2014) and put the speaker folders (f1, m1, ...) in DIR/emovo",
+    "banglaser": "BanglaSER is published as a zip on Mendeley Data (dataset t9h6p943xy; Das et "
+                 "al., Data in Brief 2022) behind links that change; download it there, put the "
+                 "WAV files in DIR/banglaser/dataset and prefix each name with 'bser-' (the "
+                 "reader tells them from RAVDESS's names by it)",
 }
 
 

@@ -149,10 +149,10 @@ def add_parsers(sub) -> None:
     q.add_argument("--workers", type=int, default=None, help="parallel worker processes")
     q.add_argument("--quiet", action="store_true", help="no progress bars")
     q.set_defaults(func=_cmd_datasets_extract, needs=encoder_needs)
-    q = dsub.add_parser("download", help="download public corpora (RAVDESS, CREMA-D, TESS) "
+    q = dsub.add_parser("download", help="download public corpora (RAVDESS, CREMA-D, TESS, nEMO) "
                         "into the layout the readers expect, checked file by file")
     q.add_argument("names", nargs="+", metavar="NAME",
-                   help="corpora: ravdess, crema-d, tess (emovo has no public download)")
+                   help="corpora: ravdess, crema-d, tess, nemo (emovo and banglaser have no stable public download: the command says where they come from)")
     q.add_argument("--to", type=Path, default=Path("corpora"),
                    help="folder that receives one sub-folder per corpus")
     q.add_argument("--mirror", default=None,

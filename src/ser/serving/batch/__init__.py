@@ -114,6 +114,7 @@ def _collect(produced: Iterable[dict], todo: Sequence[str], rows: dict, journal:
         handle.write(json.dumps(header) + "\n")
     bar = tqdm(total=len(todo), unit="file", disable=not progress, leave=False)
     failures, started = 0, time.perf_counter()
+    heartbeat = _Heartbeat(bar) if progress else None  # the bar moves while no file finishes
     try:
         for source, (row, digest) in zip(todo, produced):
             rows[source] = row
@@ -124,7 +125,29 @@ def _collect(produced: Iterable[dict], todo: Sequence[str], rows: dict, journal:
                 handle.flush()
             bar.update()
             bar.set_postfix(failed=failures, files_per_s=f"{bar.n / (time.perf_counter() - started):.1f}")
+            if heartbeat is not None:
+                heartbeat.last = time.perf_counter()
     finally:
+        if heartbeat is not None:
+            heartbeat.stop.set()
         bar.close()
         if handle is not None:
             handle.close()
+
+
+class _Heartbeat:
+    """Keeps a progress bar alive while no result arrives (a slow file, a node being replaced):
+    after 10 s it says for how long it has been waiting, every second."""
+
+    def __init__(self, bar, after_s: float = 10.0):
+        import threading
+
+        self.last, self.stop = time.perf_counter(), threading.Event()
+
+        def beat():
+            while not self.stop.wait(1.0):
+                waited = time.perf_counter() - self.last
+                if waited >= after_s:
+                    bar.set_postfix_str(f"waiting {waited:.0f} s for the next result")
+
+        threading.Thread(target=beat, name="ser-progress", daemon=True).start()

@@ -171,11 +171,58 @@ def _ray_rows(sources: Sequence[str], model: str | None, address: str | None, ac
             _predictor_class(model, limits),
             compute=ray.data.ActorPoolStrategy(min_size=actors, max_size=actors),
             num_cpus=cpus_per_actor, batch_size=batch_size)
+        watcher = NodeWatcher(ray.nodes)
+        watcher.start()
         for row in predicted.iter_rows():
             if stats is not None:
                 stats["actor_peak_rss_mb"] = max(stats.get("actor_peak_rss_mb", 0.0),
                                                  float(row["actor_peak_rss_mb"]))
             yield json.loads(row["row"]), row["sha256"] or None
     finally:
+        if "watcher" in locals():
+            watcher.stop()
         if started_here:
             ray.shutdown()
+
+
+class NodeWatcher:
+    """Says in one line when a Ray node leaves the cluster while a batch runs: its actors' work
+    is then retried on the other nodes, and output may pause meanwhile (Ray notices a lost node
+    after its health checks time out, about a minute or more)."""
+
+    def __init__(self, nodes, say=None, every_s: float = 5.0):
+        import sys
+
+        self.nodes, self.every_s = nodes, every_s
+        self.say = say or (lambda line: print(line, file=sys.stderr, flush=True))
+        self.alive = self._alive()
+        self._stop = None
+
+    def _alive(self) -> dict[str, str]:
+        try:
+            return {n["NodeID"]: n.get("NodeManagerAddress", "?") for n in self.nodes() if n.get("Alive")}
+        except Exception:  # noqa: BLE001 - the GCS briefly unreachable: ask again next time
+            return dict(self.alive) if hasattr(self, "alive") else {}
+
+    def check(self) -> None:
+        now = self._alive()
+        for node, address in self.alive.items():
+            if node not in now:
+                self.say(f"ser: warning: Ray node {address} left the cluster ({len(now)} left); "
+                         "its files are retried on the others, output may pause meanwhile")
+        self.alive = now
+
+    def start(self) -> None:
+        import threading
+
+        self._stop = threading.Event()
+
+        def loop():
+            while not self._stop.wait(self.every_s):
+                self.check()
+
+        threading.Thread(target=loop, name="ser-ray-nodes", daemon=True).start()
+
+    def stop(self) -> None:
+        if self._stop is not None:
+            self._stop.set()
