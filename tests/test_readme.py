@@ -79,3 +79,16 @@ def test_shell_snippet_runs(index, tmp_path):
     if "--output results.csv" in script:
         rows = (tmp_path / "results.csv").read_text().splitlines()
         assert len(rows) == 3 and rows[0].startswith("path")  # header + the two examples
+
+
+def test_every_install_of_torch_names_the_cpu_wheel_index():
+    """From PyPI alone, pip on Linux takes a CUDA build of several GB: the Makefile and README
+    install torch with PyTorch's CPU index, and the quick start's demo installs no torch."""
+    makefile = (ROOT / "Makefile").read_text()
+    torch_lines = [line for line in makefile.splitlines() if "install" in line and "torch==" in line]
+    assert torch_lines and all("--extra-index-url $(TORCH_INDEX)" in line for line in torch_lines)
+    assert "TORCH_INDEX ?= https://download.pytorch.org/whl/cpu" in makefile
+    demo = makefile.split("$(VENV)/.demo-installed:")[1].split("\n\n")[0]
+    assert "torch" not in demo
+    readme_torch = [line for line in README.splitlines() if "torch==" in line]
+    assert readme_torch and all("download.pytorch.org/whl/cpu" in line for line in readme_torch)
