@@ -5,6 +5,8 @@ from importlib.resources import files
 
 import pytest
 
+from ser import EMOTIONS
+
 pytest.importorskip("streamlit")
 from streamlit.testing.v1 import AppTest  # noqa: E402
 
@@ -52,7 +54,10 @@ def _analyse_example(app, name: str) -> None:
 def test_example_analysis_shows_result_and_charts(app):
     _analyse_example(app, "long_example.wav")
     # a recording: its summary (one emotion with most of the speaking time, or mixed)
-    assert [m.label for m in app.metric] == ["Recording", "Share of speaking time", "Utterances"]
+    labels = [m.label for m in app.metric]
+    assert labels[0] == "Recording" and labels[2] == "Utterances"
+    # The share is labelled with its emotion: it cannot be read as a confidence.
+    assert labels[1].startswith("Speaking time that is ") and labels[1].split()[-1] in EMOTIONS
     assert app.metric[1].value.endswith("%")
     charts = app.get("plotly_chart")
     # timeline, time shares, probabilities (in an expander), waveform, spectrogram
@@ -65,8 +70,6 @@ def test_example_analysis_shows_result_and_charts(app):
     timeline = specs[0]["data"]
     assert sum(len(t["base"]) for t in timeline) >= 2  # a bar per utterance, a trace per emotion
     assert all(t["marker"]["color"].startswith("#") for t in timeline)
-    from ser.common import EMOTIONS
-
     order = [EMOTIONS.index(t["name"]) for t in timeline]
     assert order == sorted(order)  # the legend in the one emotion order of the page
     # every chart over time shares one axis, so that they line up
@@ -124,3 +127,25 @@ def test_bad_model_path_is_reported_on_the_page(monkeypatch, tmp_path):
     at.run()
     assert not at.exception
     assert "could not be loaded" in at.error[0].value
+
+
+def test_the_sidebar_says_how_the_training_speech_was_spoken():
+    """One phrase per kind of speech, details in brackets: never "acted and acted (…)"."""
+    from ser.corpora import describe_corpora
+    from ser.interfaces.app import styles_phrase
+
+    styles = describe_corpora(["ravdess", "banglaser", "turev-db"])["styles"]
+    assert styles_phrase(styles) == ("acted speech (some non-professional, phones and laptops; "
+                                     "some single words)")
+    assert styles_phrase(describe_corpora(["ravdess", "crema-d"])["styles"]) == "acted speech"
+
+
+def test_a_long_recordings_timeline_shows_a_minute_with_a_slider():
+    from ser.interfaces.app import TIMELINE_WINDOW_S, timeline_chart
+    from ser.serving.results import Segment
+
+    segments = [Segment(t, t + 1.5, EMOTIONS[int(t) % 8], 0.6) for t in range(0, 600, 3)]
+    long = timeline_chart(segments, 600.0).layout.xaxis
+    assert tuple(long.range) == (0, TIMELINE_WINDOW_S) and long.rangeslider.visible
+    short = timeline_chart(segments[:5], 15.0).layout.xaxis
+    assert tuple(short.range) == (0, 15.0) and not short.rangeslider.visible

@@ -86,7 +86,7 @@ def test_long_recording_shows_utterance_timeline(page, server, tmp_path):
     _open(page, server)
     players = page.locator("audio:visible").count()
     page.locator("input[type=file]").first.set_input_files(str(wav))
-    page.get_by_text("Share of speaking time").first.wait_for(timeout=90_000)
+    page.get_by_text("Speaking time that is").first.wait_for(timeout=90_000)
     for title in ("Emotion of each utterance", "Share of the speaking time per emotion",
                   "Waveform", "Mel spectrogram"):
         page.get_by_text(title).first.wait_for(timeout=30_000)

@@ -77,13 +77,22 @@ def model_panel(rec: EmotionRecognizer) -> None:
         )
     trained_on = describe_corpora(data.get("corpora", {}))
     st.sidebar.caption(
-        f"Limits: trained on {' and '.join(trained_on['styles'])} speech in "
+        f"Limits: trained on {styles_phrase(trained_on['styles'])} in "
         f"{' and '.join(trained_on['languages'])}; expect lower accuracy on spontaneous, noisy "
         "or other-language speech. A confidence is the model's estimate, not a fact about a "
         "person — do not use it to make decisions about people."
         + (" Non-commercial use only (training data licences)." if trained_on["non_commercial"]
            else "")
     )
+
+
+def styles_phrase(styles: list[str]) -> str:
+    """How the training corpora were spoken, in words: "acted speech (some by non-professionals
+    on phones and laptops; some single words)" rather than "acted and acted (…) and acted …"."""
+    kinds = sorted({s.split(" ", 1)[0] for s in styles})
+    details = sorted({s.split(" ", 1)[1].strip("()") for s in styles if " " in s})
+    phrase = f"{' and '.join(kinds)} speech"
+    return phrase + (f" (some {'; some '.join(details)})" if details else "")
 
 
 def probability_chart(probabilities: dict[str, float]):
@@ -173,6 +182,11 @@ def screen_spectrogram(samples: np.ndarray, config, columns: int = SCREEN_COLUMN
     return mel, (np.arange(mel.shape[1]) * per + per / 2) * hop / sr
 
 
+#: Seconds of a long recording the timeline shows at once (a minute: one utterance of a
+#: second is then about 1/60 of the chart's width, readable without hovering).
+TIMELINE_WINDOW_S = 60.0
+
+
 def timeline_chart(segments, duration_s: float):
     """One row: each analysed utterance as a bar in its emotion's colour; gaps are pauses."""
     import plotly.graph_objects as go
@@ -189,11 +203,18 @@ def timeline_chart(segments, duration_s: float):
             customdata=[[s.start_s, s.end_s, 100 * s.confidence] for s in mine],
             hovertemplate=f"%{{customdata[0]:.1f}}-%{{customdata[1]:.1f}} s: {emotion} "
                           "(%{customdata[2]:.0f}%)<extra></extra>"))
-    fig.update_layout(title="Emotion of each utterance (gaps: no speech)", height=230,
+    # The legend above the plot, clear of the time axis's title below it.
+    fig.update_layout(title="Emotion of each utterance (gaps: no speech)", height=260,
                       barmode="overlay", yaxis=dict(showticklabels=False),
-                      legend=dict(orientation="h", y=-0.45))
+                      legend=dict(orientation="h", x=1, xanchor="right", y=1.02, yanchor="bottom"))
     _time_axis(fig, duration_s)
-    fig.update_layout(margin=dict(l=70, r=90, t=40, b=80))
+    if duration_s > TIMELINE_WINDOW_S:
+        # A long recording's utterances would be a barcode at full width: show a minute, with
+        # a slider below to move along the whole recording (and zoom by dragging its ends).
+        fig.update_xaxes(range=[0, TIMELINE_WINDOW_S],
+                         rangeslider=dict(visible=True, thickness=0.12, range=[0, duration_s]),
+                         title="time (s) — drag the slider to move through the recording")
+    fig.update_layout(margin=dict(l=70, r=90, t=70, b=45))
     return fig
 
 
@@ -260,7 +281,9 @@ def headline(result) -> None:
     top = ", ".join(f"{k} {100 * v:.0f}%" for v, k in shares[:3])
     col1, col2, col3 = st.columns(3)
     col1.metric("Recording", result.summary)
-    col2.metric("Share of speaking time", f"{100 * result.summary_share:.0f}%")
+    # Labelled with its emotion: a share of the speaking time, not a confidence.
+    largest = shares[0][1] if shares else result.summary
+    col2.metric(f"Speaking time that is {largest}", f"{100 * result.summary_share:.0f}%")
     col3.metric("Utterances", str(len(result.segments)))
     speech = f"{result.speech_s:.0f} s of speech in {result.duration_s:.0f} s"
     if result.summary == MIXED:
