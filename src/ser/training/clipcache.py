@@ -23,7 +23,7 @@ from ser.frontends.features import FeatureConfig
 from ser.frontends.windows import clip_unit
 
 #: Part of every cache key: which speech gate decided that a clip has no speech.
-GATE_VERSION = "silero-vad-6-min0.1"  # minimum speech 0.1 s (was 0.25 s: issue 22)
+GATE_VERSION = "silero-vad-6-min0.1"  # minimum speech 0.1 s (was 0.25 s before short words were measured)
 
 Outcome = tuple[str, "np.ndarray | None", bool]  # (status "ok" or a reason, result, from cache)
 

@@ -1,6 +1,6 @@
 """Corpus readers: file names -> records with speaker, language, gender and the 8-class label.
 
-Each corpus is read by its own naming rules (see ``../shared/corpora/README.md``); any audio
+Each corpus is read by its own naming rules (the ``parse_*`` functions below); any audio
 suffix is accepted, since corpora are often re-encoded. Labels a corpus has but the project
 does not (EmoDB's boredom) are skipped and counted, never guessed.
 """
