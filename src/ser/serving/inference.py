@@ -230,6 +230,14 @@ class EmotionRecognizer:
         probs = np.concatenate(parts) if parts else np.zeros((0, len(self.labels)), np.float32)
         return self._result(spans, probs, stream.duration_s, speech_s, stream.warnings, path)
 
+    def stream(self, sample_rate: int = 16_000, *, max_clip_s: float = DEFAULT_MAX_CLIP_S):
+        """A live session: ``feed(samples)`` as audio arrives returns the utterances that ended
+        (events), ``close()`` the last ones and the summary — the same analysis as
+        :meth:`predict` on the whole recording (:mod:`ser.serving.live`)."""
+        from ser.serving.live import LiveSession
+
+        return LiveSession(self, sample_rate, max_clip_s=max_clip_s)
+
     def predict(
         self,
         source: AudioSource | np.ndarray,

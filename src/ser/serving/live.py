@@ -1,0 +1,147 @@
+"""Live analysis: audio pushed in pieces of any size as it is recorded, utterances out as they
+end — the same code path as :meth:`EmotionRecognizer.predict` on the whole recording, so the
+utterances and emotions are the same.
+
+    >>> session = recognizer.stream(sample_rate=16_000)     # doctest: +SKIP
+    >>> for piece in microphone():                           # doctest: +SKIP
+    ...     for event in session.feed(piece):
+    ...         print(event)                                 # {"type": "utterance", ...}
+    >>> session.close()                                      # doctest: +SKIP
+    [..., {"type": "summary", ...}]
+
+Events are plain dicts with a stable JSON form and a ``type``: ``utterance`` (``start_s``,
+``end_s``, ``emotion``, ``confidence``, ``uncertain``, ``probabilities`` — a recording's segment)
+and, from :meth:`LiveSession.close`, one ``summary`` (the whole result, as ``predict`` gives it).
+
+Latency: an utterance is reported once the speech detector has released it, which today is
+when the next utterance has ended (it holds one to decide whether padding merges the two) or
+the stream closes; the first 5 s are held to tell a clip from a recording, as ``predict`` does.
+
+How: :func:`ser.frontends.windows.stream_units` pulls 16-kHz blocks from an iterator; here it
+runs in a worker thread whose iterator hands over each piece as it is fed, and ``feed`` returns
+once the worker has taken everything it can from that piece (so memory is that of the stream's
+bounded buffer, and results arrive in order).
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+
+import numpy as np
+
+from ser.audio import AudioError
+from ser.frontends.windows import DEFAULT_MAX_CLIP_S, stream_units
+
+_END = object()
+
+
+class LiveSession:
+    """One live stream through a recognizer; not thread-safe (one producer feeds it)."""
+
+    def __init__(self, recognizer, sample_rate: int = 16_000, *,
+                 max_clip_s: float = DEFAULT_MAX_CLIP_S):
+        if int(sample_rate) <= 0:
+            raise AudioError(f"sample_rate must be positive, not {sample_rate}")
+        self.recognizer = recognizer
+        self.sample_rate = int(sample_rate)
+        target = recognizer.feature_config.sample_rate
+        self._resampler = None
+        if self.sample_rate != target:
+            import soxr
+
+            self._resampler = soxr.ResampleStream(self.sample_rate, target, 1, dtype="float32",
+                                                  quality="HQ")
+        self.samples_in = 0  # at the model's rate
+        self.spans: list[tuple[float, float]] = []
+        self.probs: list[np.ndarray] = []
+        self.speech_s = 0.0
+        self.closed = False
+        self._pieces: queue.Queue = queue.Queue()
+        self._units: list = []
+        self._parked = threading.Semaphore(0)  # released when the worker waits for a piece
+        self._error: BaseException | None = None
+        self._worker = threading.Thread(target=self._run, args=(max_clip_s,), daemon=True,
+                                        name="ser-live")
+        self._worker.start()
+        self._parked.acquire()
+
+    def _blocks(self):
+        while True:
+            self._parked.release()
+            piece = self._pieces.get()
+            if piece is _END:
+                return
+            yield piece
+
+    def _run(self, max_clip_s: float) -> None:
+        try:
+            for unit in stream_units(self._blocks(), self.recognizer.feature_config, max_clip_s):
+                self._units.append(unit)
+        except BaseException as exc:  # noqa: BLE001 - handed to the caller of feed/close
+            self._error = exc
+        finally:
+            self._parked.release()  # the caller never waits for a worker that has stopped
+
+    def _through(self, piece) -> list[dict]:
+        self._pieces.put(piece)
+        self._parked.acquire()
+        if self._error is not None:
+            raise self._error
+        units, self._units = self._units, []
+        return self._events(units)
+
+    def feed(self, samples: np.ndarray) -> list[dict]:
+        """Push mono samples (float in [-1, 1], at the session's rate); returns the events of
+        the utterances that this piece completed (often none)."""
+        if self.closed:
+            raise AudioError("the live session is closed")
+        samples = np.asarray(samples, dtype=np.float32).reshape(-1)
+        if not np.all(np.isfinite(samples)):
+            raise AudioError("the audio contains NaN or infinite samples")
+        if self._resampler is not None:
+            samples = self._resampler.resample_chunk(samples)
+        if not len(samples):
+            return []
+        self.samples_in += len(samples)
+        return self._through(samples)
+
+    def close(self) -> list[dict]:
+        """End the stream: the events of the last utterances, then the ``summary``."""
+        if self.closed:
+            return []
+        tail = []
+        if self._resampler is not None:
+            rest = self._resampler.resample_chunk(np.zeros(0, np.float32), last=True)
+            if len(rest):
+                self.samples_in += len(rest)
+                tail = self._through(rest)
+        self.closed = True
+        events = tail + self._through(_END)
+        self._worker.join()
+        rec = self.recognizer
+        probs = (np.stack(self.probs) if self.probs
+                 else np.zeros((0, len(rec.labels)), np.float32))
+        duration_s = self.samples_in / rec.feature_config.sample_rate
+        result = rec._result(self.spans, probs, duration_s, self.speech_s, (), None)
+        return events + [{"type": "summary", **result.to_dict()}]
+
+    def _events(self, units) -> list[dict]:
+        if not units:
+            return []
+        rec = self.recognizer
+        probs = rec._unit_probabilities(units)
+        events = []
+        for unit, p in zip(units, probs):
+            self.spans.append((unit.start_s, unit.end_s))
+            self.probs.append(p)
+            self.speech_s += unit.speech_s
+            top = int(p.argmax())
+            events.append({
+                "type": "utterance", "start_s": round(unit.start_s, 3),
+                "end_s": round(unit.end_s, 3), "emotion": rec.labels[top],
+                "confidence": round(float(p[top]), 4),
+                "uncertain": bool(p[top] < rec.uncertain_below),
+                "probabilities": {k: round(float(v), 4) for k, v in zip(rec.labels, p)},
+            })
+        return events
