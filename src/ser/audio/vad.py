@@ -129,6 +129,7 @@ class Segmenter:
             if self.start is None:
                 if p >= self.config.threshold:
                     self.start, self.quiet, self.voiced = i, 0, 1
+                out += self._release()
                 continue
             self.voiced += p >= self.config.threshold
             if p < self.config.neg_threshold:
@@ -138,7 +139,33 @@ class Segmenter:
                     self.start = None
             else:
                 self.quiet = 0
+            out += self._release()
         return out
+
+    def _release(self) -> list[tuple[int, int]]:
+        """The held utterance, as soon as no later one can merge with it: every utterance
+        still to come starts (padded) after it ends. The same utterances as holding it until
+        the next one closes, only sooner (a live stream reports it a pause later, not an
+        utterance later)."""
+        if self.held is None or self.cut_at is not None:
+            return []
+        first = self.start if self.start is not None else self.index
+        if first * CHUNK - self.pad <= self.held[1]:
+            return []
+        done, self.held = [self.held], None
+        return done
+
+    @property
+    def open_is_speech(self) -> bool:
+        """Whether the utterance being heard has enough sure speech to be kept when it closes
+        (then its start is final: :attr:`start_sample`)."""
+        return (self.start is not None
+                and self.voiced * CHUNK >= self.config.min_speech_s * SAMPLE_RATE)
+
+    def next_start_bound(self) -> int:
+        """No utterance still to come starts (padded) before this sample."""
+        first = self.start if self.start is not None else self.index
+        return max(0, first * CHUNK - self.pad)
 
     def finish(self, n_samples: int) -> list[tuple[int, int]]:
         """The remaining utterances, once the input (``n_samples`` long) has ended."""

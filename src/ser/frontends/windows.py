@@ -216,9 +216,20 @@ def stream_units(blocks: Iterable[np.ndarray], config: FeatureConfig,
         nonlocal previous_end
         while waiting:
             s, e = waiting[0]
-            following = (waiting[1][0] if len(waiting) > 1
-                         else segmenter.start_sample if segmenter.start_sample is not None else None)
-            if not final and following is None and info.samples < e + context:
+            # Where the next utterance starts bounds this one's context after it. Known when
+            # it has closed (or follows a cut); else, once nothing can start within twice the
+            # context, the context is whole anyway (the detector releases an utterance as
+            # soon as nothing can merge with it, so a pause of ~2 s is enough to report it).
+            if len(waiting) > 1:
+                following = waiting[1][0]
+            elif segmenter.held is not None or segmenter.open_is_speech or (
+                    segmenter.cut_at is not None and segmenter.start is not None):
+                following = segmenter.start_sample
+            elif final:
+                following = None
+            elif segmenter.next_start_bound() >= e + 2 * context:
+                following = e + 2 * context  # the context after it: e + context, whole
+            else:
                 return
             lo = max(s - context, (previous_end + s + 1) // 2, buffer_start)
             hi = min(e + context, info.samples if following is None else (e + following) // 2)
