@@ -18,10 +18,11 @@ $(VENV)/.demo-installed: pyproject.toml $(VENV)/.created
 	touch $@
 
 # Everything else. The CPU wheel of torch first, from PyTorch's CPU index: from PyPI alone, pip
-# takes a multi-GB CUDA build on Linux (2.13.0+cpu satisfies ==2.13.0 and is preferred).
+# takes a multi-GB CUDA build on Linux (2.13.0+cpu satisfies ==2.13.0 and is preferred). Only
+# torch comes from that index (--no-deps); its dependencies come with the extras from PyPI.
 TORCH_INDEX ?= https://download.pytorch.org/whl/cpu
 $(VENV)/.installed: pyproject.toml $(VENV)/.demo-installed
-	$(PIP) install --progress-bar on torch==2.13.0 --extra-index-url $(TORCH_INDEX)
+	$(PIP) install --progress-bar on --no-deps torch==2.13.0 --extra-index-url $(TORCH_INDEX)
 	$(PIP) install --progress-bar on -e '.[train,app,api,whisper,ray,dev]'
 	touch $@
 
