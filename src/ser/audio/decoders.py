@@ -165,15 +165,16 @@ def _looks_like_mp3(data: bytes) -> bool:
 
 
 #: How the containers libsndfile reads begin (WAV, RF64, Wave64, FLAC, Ogg, AIFF, AU, CAF, and
-#: MP3). Other bytes go to FFmpeg alone: libsndfile's MP3 probe would print resync notes to
-#: the process's standard error for every file that is neither.
+#: MP3 with its ID3 tag). Other bytes go to FFmpeg alone — bare MPEG frames included, which
+#: FFmpeg reads better: libsndfile's MP3 probe would print resync notes to the process's
+#: standard error for every file that is not one.
 _SNDFILE_MAGIC = (b"RIFF", b"RIFX", b"RF64", b"riff", b"fLaC", b"OggS", b"FORM", b".snd",
-                  b"caff")
+                  b"caff", b"ID3")
 
 
 def libsndfile_reads(head: bytes) -> bool:
-    """Whether ``head`` (a file's first bytes) starts a container libsndfile reads."""
-    return head.startswith(_SNDFILE_MAGIC) or _looks_like_mp3(head)
+    """Whether ``head`` (a file's first bytes) starts a container libsndfile is asked to read."""
+    return head.startswith(_SNDFILE_MAGIC)
 
 
 class _NotForThisDecoder(Exception):
@@ -332,7 +333,7 @@ def declared_duration(source: "str | os.PathLike | bytes") -> float | None:
 
         with opened() as f:
             head = f.read(16)
-            if not libsndfile_reads(head) or (_looks_like_mp3(head) and head[:3] != b"ID3"):
+            if not libsndfile_reads(head):
                 raise ValueError("not a libsndfile container")
             f.seek(0)
             info = sf.info(f)

@@ -92,13 +92,10 @@ class AudioStream:
         rate, limit = self.sample_rate, self.max_duration_s
         if _looks_like_mp3(src.head):
             # FFmpeg's MP3 decoder finds the length players report where libsndfile's mpg123
-            # loses frames after unusual ID3 tags or trusts a wrong Xing header.
-            # Bytes that merely begin like an MPEG frame (no ID3 tag) and that FFmpeg refuses
-            # are not audio: libsndfile would only print its resync notes over them.
-            order = [(_blocks_pyav, (NotAudioError, UnsupportedCodecError, EmptyAudioError)
-                      if src.head[:3] == b"ID3" else ())]
-            if src.head[:3] == b"ID3":
-                order.append((_blocks_soundfile, ()))
+            # loses frames after unusual ID3 tags or trusts a wrong Xing header. (libsndfile
+            # takes only what FFmpeg refuses and it reads: decoders.libsndfile_reads.)
+            order = [(_blocks_pyav, (NotAudioError, UnsupportedCodecError, EmptyAudioError)),
+                     (_blocks_soundfile, ())]
         else:
             order = [(_blocks_soundfile, ()), (_blocks_pyav, ())]
         error: AudioError | None = None

@@ -147,10 +147,7 @@ class Segmenter:
         still to come starts (padded) after it ends. The same utterances as holding it until
         the next one closes, only sooner (a live stream reports it a pause later, not an
         utterance later)."""
-        if self.held is None or self.cut_at is not None:
-            return []
-        first = self.start if self.start is not None else self.index
-        if first * CHUNK - self.pad <= self.held[1]:
+        if self.held is None or self.cut_at is not None or self.next_start_bound() <= self.held[1]:
             return []
         done, self.held = [self.held], None
         return done

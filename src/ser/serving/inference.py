@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import os
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Sequence
 
@@ -132,21 +132,13 @@ class EmotionRecognizer:
         unit (for benchmarks and for checking a bundle in another runtime)."""
         prep = _prepare(source, self.feature_config, sample_rate, max_clip_s,
                         DEFAULT_MAX_DURATION_S, self._featurise)
-        return self.classifier.scaler.transform(self._model_inputs(prep))
+        return self.classifier.scaler.transform(self._model_inputs(prep.inputs))
 
-    def _model_inputs(self, prep: _Prepared, on_progress=None) -> np.ndarray:
-        if self._featurise or not len(prep.inputs):
-            return prep.inputs
-        if on_progress is None:
-            return self.frontend.window_inputs(prep.inputs, self.feature_config, self._encoder)
-        # Small encoder batches when someone is watching (jobs): progress moves, and the shared
-        # encoder is free between batches for the short requests of other threads.
-        parts, step = [], 4
-        for start in range(0, len(prep.inputs), step):
-            parts.append(self.frontend.window_inputs(prep.inputs[start : start + step],
-                                                     self.feature_config, self._encoder))
-            on_progress(min(len(prep.inputs), start + step) / len(prep.inputs))
-        return np.concatenate(parts)
+    def _model_inputs(self, inputs: np.ndarray) -> np.ndarray:
+        """Prepared inputs (features made in a worker, or placed windows) as the graph's input."""
+        if self._featurise or not len(inputs):
+            return inputs
+        return self.frontend.window_inputs(inputs, self.feature_config, self._encoder)
 
     @property
     def uncertain_below(self) -> float:
@@ -159,7 +151,7 @@ class EmotionRecognizer:
         pass of all their windows through the front end and the head."""
         preps = [prep for prep, _ in items if not isinstance(prep, AudioError)]
         inputs = [prep.inputs for prep in preps if len(prep.inputs)]
-        probs = (self.probabilities(self._model_inputs(replace(preps[0], inputs=np.concatenate(inputs))))
+        probs = (self.probabilities(self._model_inputs(np.concatenate(inputs)))
                  if inputs else np.zeros((0, len(self.labels)), np.float32))
         out, start = [], 0
         for prep, path in items:
@@ -171,10 +163,6 @@ class EmotionRecognizer:
             out.append(self._result(prep.spans, mine, prep.duration_s, prep.speech_s,
                                     prep.warnings, path))
         return out
-
-    def _finish(self, prep: _Prepared, path: str | None, on_progress=None) -> Prediction:
-        probs = self.probabilities(self._model_inputs(prep, on_progress))
-        return self._result(prep.spans, probs, prep.duration_s, prep.speech_s, prep.warnings, path)
 
     def _result(self, spans, probs: np.ndarray, duration_s: float, speech_s: float, warnings_,
                 path: str | None) -> Prediction:
@@ -295,12 +283,17 @@ class EmotionRecognizer:
             # Clips go through the model together, across files: one clip's single window
             # leaves the encoder's second thread idle, a batch of them keeps both busy.
             waiting: list = []  # (prepared, path) of clips not yet through the model, in order
+
+            def flush() -> list:
+                done = self._finish_together(waiting)
+                bar.update(len(waiting))
+                waiting.clear()
+                return done
+
             for source, long in zip(sources, streamed):
                 path = str(source) if isinstance(source, (str, os.PathLike)) else None
                 if long:
-                    yield from self._finish_together(waiting)
-                    bar.update(len(waiting))
-                    waiting = []
+                    yield from flush()
                     try:
                         yield self._stream(source, None, max_clip_s, max_duration_s, path=path)
                     except AudioError as exc:
@@ -309,11 +302,8 @@ class EmotionRecognizer:
                     continue
                 waiting.append((next(results), path))
                 if sum(len(p.inputs) for p, _ in waiting if not isinstance(p, AudioError)) >= BATCH_WINDOWS:
-                    yield from self._finish_together(waiting)
-                    bar.update(len(waiting))
-                    waiting = []
-            yield from self._finish_together(waiting)
-            bar.update(len(waiting))
+                    yield from flush()
+            yield from flush()
         finally:
             bar.close()
             if pool is not None:

@@ -34,6 +34,7 @@ import numpy as np
 
 from ser.audio import AudioError
 from ser.frontends.windows import DEFAULT_MAX_CLIP_S, stream_units
+from ser.serving.results import Segment
 
 _END = object()
 
@@ -139,10 +140,9 @@ class LiveSession:
             self.probs.append(p)
             self.speech_s += unit.speech_s
             top = int(p.argmax())
+            segment = Segment(unit.start_s, unit.end_s, rec.labels[top], float(p[top]))
             events.append({
-                "type": "utterance", "start_s": round(unit.start_s, 3),
-                "end_s": round(unit.end_s, 3), "emotion": rec.labels[top],
-                "confidence": round(float(p[top]), 4),
+                "type": "utterance", **segment.to_dict(),  # as a recording's segment
                 "uncertain": bool(p[top] < rec.uncertain_below),
                 "probabilities": {k: round(float(v), 4) for k, v in zip(rec.labels, p)},
             })

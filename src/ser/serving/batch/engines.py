@@ -195,6 +195,7 @@ class NodeWatcher:
 
         self.nodes, self.every_s = nodes, every_s
         self.say = say or (lambda line: print(line, file=sys.stderr, flush=True))
+        self.alive: dict[str, str] = {}
         self.alive = self._alive()
         self._stop = None
 
@@ -202,7 +203,7 @@ class NodeWatcher:
         try:
             return {n["NodeID"]: n.get("NodeManagerAddress", "?") for n in self.nodes() if n.get("Alive")}
         except Exception:  # noqa: BLE001 - the GCS briefly unreachable: ask again next time
-            return dict(self.alive) if hasattr(self, "alive") else {}
+            return dict(self.alive)
 
     def check(self) -> None:
         now = self._alive()
