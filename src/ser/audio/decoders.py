@@ -254,7 +254,10 @@ def _blocks_pyav(src: _Input, rate: int, max_duration_s: float | None, result: d
         frames = container.decode(stream)
         while True:
             try:
-                frame = next(frames)
+                # A frame whose rate or layout changed mid-stream (a corrupt frame header) makes
+                # the resampler refuse it: the stream breaks off there, as when a frame fails
+                # to decode.
+                converted = resampler.resample(next(frames))
             except StopIteration:
                 break
             except AudioError:
@@ -268,7 +271,7 @@ def _blocks_pyav(src: _Input, rate: int, max_duration_s: float | None, result: d
                     raise NotAudioError(f"{_where(src.name)}audio data is corrupt or truncated") from None
                 truncated = True  # keep what decoded cleanly before a broken tail, as players do
                 break
-            for out in resampler.resample(frame):
+            for out in converted:
                 yield sink.add(out.to_ndarray().reshape(-1))
         for out in resampler.resample(None):
             yield sink.add(out.to_ndarray().reshape(-1))
