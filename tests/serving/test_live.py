@@ -68,28 +68,71 @@ def test_a_corpus_recording_fed_in_pieces_of_any_size_equals_predict(rec, corpor
         _check_same(_feed(rec.stream(16_000), y, sizes), reference)
 
 
+def _fed(session, y, piece: int = 320) -> list[dict]:
+    """Events of ``y`` fed in pieces, each with ``fed``: the stream time when it came."""
+    events = []
+    for i in range(0, len(y), piece):
+        for event in session.feed(y[i : i + piece]):
+            events.append({**event, "fed": min(len(y), i + piece) / 16_000})
+    return events + session.close()
+
+
 def test_utterances_arrive_while_the_stream_goes_on(rec, corpora):
     """Each utterance's event comes with the piece that completes it: once the detector has
     closed it and knows where the next one starts, or that none starts within twice the
-    1-s context after it (so at most ~2.2 s after its end), never at the end of the stream."""
+    1-s context after it (so at most ~2.2 s after its end), never at the end of the stream.
+    Before it: the detector's start and end, and an interim estimate as soon as it ended."""
     y = _corpus_recording(corpora, 60.0)
-    session, late = rec.stream(16_000), []
-    for i in range(0, len(y), 320):
-        for event in session.feed(y[i : i + 320]):
-            late.append((i + 320) / 16_000 - event["end_s"])
-    rest = session.close()
-    assert len(late) >= 8 and [e["type"] for e in rest][-1] == "summary"
+    events = _fed(rec.stream(16_000), y)
+    utterances = [e for e in events if e["type"] == "utterance"]
+    late = [e["fed"] - e["end_s"] for e in utterances if "fed" in e]
+    assert len(late) >= 8 and events[-1]["type"] == "summary"
     assert 0 < min(late) and max(late) < 2.5, late
-    assert len(rest) <= 2  # at most the last utterance is left for close()
+    assert len(utterances) - len(late) <= 1  # at most the last utterance is left for close()
+    started = [e for e in events if e["type"] == "speech_started"]
+    ended = [e for e in events if e["type"] == "speech_ended"]
+    assert len(started) == len(ended) == len(utterances)
+    for s, e, u in zip(started, ended, utterances):
+        assert u["start_s"] <= s["time_s"] < e["time_s"] <= u["end_s"]
+        assert events.index(s) < events.index(e) < events.index(u)
+        assert s["fed"] - s["time_s"] < 0.5  # 0.1 s of sure speech, 32-ms steps, 20-ms pieces
+        if "fed" in e:
+            assert e["fed"] - e["time_s"] < 0.5  # 0.3 s of pause ends it
+            first_look = events[events.index(e) + 1]
+            assert first_look["type"] == "interim" and first_look["fed"] == e["fed"]
+            assert first_look["start_s"] == u["start_s"]
+    looks = [e for e in events if e["type"] == "interim"]
+    agree = sum(any(i["start_s"] == u["start_s"] and i["emotion"] == u["emotion"] for i in looks)
+                for u in utterances)
+    assert agree >= 0.7 * len(utterances)  # the first look is mostly the final answer
 
 
-def test_another_rate_is_resampled_and_a_short_clip_is_one_clip(rec):
+def test_long_speech_gets_interim_estimates_at_least_every_1_5_s(rec):
+    from ser.audio.vad import speech_segments
+
+    voice = speech()
+    words = np.concatenate([voice[a:b] for a, b in speech_segments(voice)])  # pauses cut out
+    y = np.concatenate([words] * 6)  # 12 s of speech without a pause the detector ends (0.3 s)
+    events = _fed(rec.stream(16_000), y)
+    starts = [e["time_s"] for e in events if e["type"] == "speech_started"]
+    ends = [e["time_s"] for e in events if e["type"] == "speech_ended"]
+    start, end = max(zip(starts, ends), key=lambda span: span[1] - span[0])
+    assert end - start > 8
+    looks = [e["fed"] for e in events
+             if e["type"] == "interim" and start < e.get("fed", 0) < end + 0.1]
+    assert looks and looks[0] - start <= 3.0 + 1.0 + 0.1  # once a window is heard
+    assert max(np.diff(looks)) <= 1.5 and end - looks[-1] <= 1.5
+
+
+def test_another_rate_is_resampled_and_a_live_stream_is_a_recording(rec):
     clip = speech(sr=48_000)
     events = _feed(rec.stream(48_000), clip, [4_800] * 40)
-    assert [e["type"] for e in events] == ["utterance", "summary"]
-    alone = rec.predict(clip, sample_rate=48_000)
-    assert events[0]["emotion"] == alone.emotion
-    assert abs(events[-1]["duration_s"] - alone.duration_s) < 0.01
+    kinds = [e["type"] for e in events]
+    assert kinds[0] == "speech_started" and kinds[-1] == "summary" and "utterance" in kinds
+    alone = rec.predict(np.concatenate([clip, np.zeros(6 * 48_000, np.float32)]),
+                        sample_rate=48_000)  # long enough that predict takes it as a recording
+    assert [e["emotion"] for e in events if e["type"] == "utterance"] == [s.emotion for s in alone.segments]
+    assert abs(events[-1]["duration_s"] - len(clip) / 48_000) < 0.01
 
 
 def test_bad_input_is_refused_and_a_closed_session_stays_closed(rec):

@@ -119,6 +119,11 @@ class Segmenter:
         self.voiced = 0  # chunks of the open utterance at or above the threshold
         self.held: tuple[int, int] | None = None  # padded, waiting for a possible merge
         self.cut_at: int | None = None  # where a cut utterance goes on, without padding
+        # The detector's decisions as they happen, for a live display: ("speech_started",
+        # sample) once the open utterance has enough sure speech to be kept, ("speech_ended",
+        # sample) when it closes (unpadded bounds). Whoever reads them empties the list.
+        self.events: list[tuple[str, int]] = []
+        self._announced = False
 
     def push(self, probs: np.ndarray) -> list[tuple[int, int]]:
         """The utterances that these scores complete."""
@@ -132,15 +137,24 @@ class Segmenter:
                 out += self._release()
                 continue
             self.voiced += p >= self.config.threshold
+            if not self._announced and self.open_is_speech:
+                self._announced = True
+                self.events.append(("speech_started", self.start * CHUNK))
             if p < self.config.neg_threshold:
                 self.quiet += 1
                 if self.quiet >= self.min_silence:
                     out += self._close(self.start * CHUNK, (i - self.quiet + 1) * CHUNK, None)
+                    self._ended((i - self.quiet + 1) * CHUNK)
                     self.start = None
             else:
                 self.quiet = 0
             out += self._release()
         return out
+
+    def _ended(self, sample: int) -> None:
+        if self._announced:
+            self.events.append(("speech_ended", sample))
+        self._announced = False
 
     def _release(self) -> list[tuple[int, int]]:
         """The held utterance, as soon as no later one can merge with it: every utterance
@@ -168,8 +182,9 @@ class Segmenter:
         """The remaining utterances, once the input (``n_samples`` long) has ended."""
         out = []
         if self.start is not None:
-            out += self._close(self.start * CHUNK, min((self.index - self.quiet) * CHUNK, n_samples),
-                               n_samples)
+            end = min((self.index - self.quiet) * CHUNK, n_samples)
+            out += self._close(self.start * CHUNK, end, n_samples)
+            self._ended(end)
             self.start = None
         if self.held is not None:
             out.append((self.held[0], min(self.held[1], n_samples)))

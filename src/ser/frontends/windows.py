@@ -38,6 +38,16 @@ class Unit:
     window: np.ndarray  # float32, config.window_samples long
     speech: bool  # the VAD found speech in the window
     speech_s: float = 0.0  # seconds of it the VAD found (for a recording: the utterance piece)
+    final: bool = True  # False: a live stream's interim look at speech still going on
+
+
+@dataclass(frozen=True)
+class Detection:
+    """The detector's decision in a live stream: ``speech_started`` or ``speech_ended``, and
+    where in the stream the speech started or ended."""
+
+    kind: str
+    time_s: float
 
 
 def trim_bounds(y: np.ndarray, config: FeatureConfig) -> tuple[int, int]:
@@ -175,12 +185,19 @@ class StreamInfo:
 def stream_units(blocks: Iterable[np.ndarray], config: FeatureConfig,
                  max_clip_s: float = DEFAULT_MAX_CLIP_S,
                  vad_config: vad.VadConfig = vad.VadConfig(), info: StreamInfo | None = None,
-                 clip_first: bool = True) -> Iterator[Unit]:
+                 clip_first: bool = True, context_after_s: float | None = None,
+                 interim_every_s: float | None = None) -> Iterator[Unit | Detection]:
     """Units of audio given as consecutive 16-kHz blocks, yielded as soon as each utterance
     is complete: input that ends within ``max_clip_s`` is one clip (:func:`clip_unit`),
     anything longer a recording cut by the VAD into utterances (:func:`utterance_units`).
     Only the audio an unfinished utterance may still need is kept, so memory does not grow
-    with the input's length. Only units with speech are yielded."""
+    with the input's length. Only units with speech are yielded.
+
+    ``interim_every_s`` (live streams, with ``clip_first=False``): also yield the detector's
+    :class:`Detection` s and interim units (``final=False``) — the last window of speech that
+    has gone on for a window or more, at least every ``interim_every_s`` of it, and the whole
+    utterance as soon as the detector ends it, with the context known by then (its final
+    unit waits for the context after it). They change nothing in the final units."""
     if config.sample_rate != vad.SAMPLE_RATE:
         raise ConfigError(f"the VAD runs at {vad.SAMPLE_RATE} Hz, not {config.sample_rate} Hz")
     info = info if info is not None else StreamInfo()
@@ -208,8 +225,38 @@ def stream_units(blocks: Iterable[np.ndarray], config: FeatureConfig,
     buffer, buffer_start = np.zeros(0, np.float32), 0
     max_utterance_s = MAX_UTTERANCE_WINDOWS * config.window_s
     context = int(UTTERANCE_CONTEXT_S * sr)
+    after = context if context_after_s is None else int(context_after_s * sr)
     waiting: list[tuple[int, int]] = []  # complete utterances waiting for the audio after them
     previous_end = 0
+    speech_from = last_interim = None  # live: where the speech being heard began, last look
+    window = config.window_samples
+
+    def interim(first: int, now: int, span: tuple[int, int]) -> Unit:
+        """A look at the audio from ``first`` to ``now``, reported as the speech in ``span``."""
+        y = buffer[max(first, buffer_start) - buffer_start : now - buffer_start]
+        return Unit(span[0] / sr, span[1] / sr, fit_window(y, config), True,
+                    (span[1] - span[0]) / sr, False)
+
+    def detections():
+        """The detector's decisions on the last block, and the interim looks they call for."""
+        nonlocal speech_from, last_interim
+        for kind, sample in segmenter.events:
+            yield Detection(kind, sample / sr)
+            if kind == "speech_started":
+                speech_from = last_interim = sample
+            elif speech_from is not None:  # ended: the utterance, as much as is known
+                before = max([previous_end] + [e for s, e in waiting if e < speech_from])
+                first = max(speech_from - segmenter.pad - context, sample - int(max_clip_s * sr),
+                            (before + speech_from + 1) // 2)
+                yield interim(first, info.samples, (max(0, speech_from - segmenter.pad),
+                                                    min(info.samples, sample + segmenter.pad)))
+                speech_from = None
+        segmenter.events.clear()
+        now = info.samples
+        if (speech_from is not None and now - speech_from >= window
+                and now - last_interim >= interim_every_s * sr):
+            last_interim = now
+            yield interim(now - window, now, (max(speech_from - segmenter.pad, now - window), now))
 
     def ready(final: bool):
         """Units of the waiting utterances whose context after them is known."""
@@ -227,12 +274,12 @@ def stream_units(blocks: Iterable[np.ndarray], config: FeatureConfig,
                 following = segmenter.start_sample
             elif final:
                 following = None
-            elif segmenter.next_start_bound() >= e + 2 * context:
-                following = e + 2 * context  # the context after it: e + context, whole
+            elif segmenter.next_start_bound() >= e + 2 * after:
+                following = e + 2 * after  # the context after it: e + after, whole
             else:
                 return
             lo = max(s - context, (previous_end + s + 1) // 2, buffer_start)
-            hi = min(e + context, info.samples if following is None else (e + following) // 2)
+            hi = min(e + after, info.samples if following is None else (e + following) // 2)
             waiting.pop(0)
             info.utterances.append((s, e))
             previous_end = e
@@ -249,6 +296,8 @@ def stream_units(blocks: Iterable[np.ndarray], config: FeatureConfig,
         info.samples += len(block)
         info.buffered_max = max(info.buffered_max, len(buffer))
         waiting += segmenter.push(scorer.push(block)) + segmenter.cut(max_utterance_s)
+        if interim_every_s is not None:
+            yield from detections()
         yield from ready(final=False)
         keep_from = min([segmenter.needed_from] + [s for s, _ in waiting]) - context
         keep_from = max(keep_from, min(previous_end, segmenter.needed_from))
@@ -257,6 +306,8 @@ def stream_units(blocks: Iterable[np.ndarray], config: FeatureConfig,
             buffer_start = keep_from
     waiting += (segmenter.push(scorer.push(np.zeros(0, np.float32), last=True))
                 + segmenter.finish(info.samples))
+    if interim_every_s is not None:
+        yield from detections()
     yield from ready(final=True)
 
 

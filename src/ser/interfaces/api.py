@@ -7,6 +7,8 @@
     GET  /v1/jobs/{id}     status (queued, running, done, failed), progress, result
     GET  /v1/health        "ok" once the model is loaded and warm, "loading" (503) before
     GET  /v1/model         labels, feature config, metrics, versions, limits
+    WS   /v1/stream        live audio in, events out as each utterance ends (``stream_ws``)
+    GET  /live             the live page: the microphone in a browser, on /v1/stream
     GET  /docs, /redoc, /openapi.json   (Swagger UI and ReDoc from the package: offline)
 
 Bad input always gets a 4xx JSON error ``{"error": "..."}``: 413 for an upload over the size
@@ -38,6 +40,7 @@ from starlette.requests import ClientDisconnect
 
 from ser.common import EMOTIONS, __version__
 from ser.audio import DEFAULT_MAX_DURATION_S, AudioError, AudioTooLongError, declared_duration
+from ser.interfaces.stream_ws import add_stream_route
 from ser.serving.inference import EmotionRecognizer
 
 AUDIO_TYPES = ("audio/", "video/mp4", "video/webm", "application/ogg", "application/octet-stream")
@@ -56,6 +59,10 @@ class ServerConfig:
     max_concurrency: int = 2
     max_jobs: int = 8  # queued or running; more get 429
     job_ttl_s: float = 3600.0
+    max_streams: int = 4  # live streams at once (WS /v1/stream); more get 1013
+    max_stream_s: float = 3600.0  # the longest live stream
+    max_frame_bytes: int = 1 << 20  # one binary frame of a live stream
+    stream_idle_s: float = 30.0  # a live stream without a frame this long is closed
 
 
 class ModelState:
@@ -231,6 +238,7 @@ def create_app(config: ServerConfig | None = None, recognizer=None):
 
     model_or_503 = state.model_or_503
     _add_info_routes(app, state, config)
+    add_stream_route(app, state, config)
 
     @app.post("/v1/predict", response_model=PredictionOut, responses=errors,
               openapi_extra=AUDIO_BODY)

@@ -33,10 +33,14 @@ import threading
 import numpy as np
 
 from ser.audio import AudioError
-from ser.frontends.windows import DEFAULT_MAX_CLIP_S, stream_units
+from ser.frontends.windows import DEFAULT_MAX_CLIP_S, Detection, stream_units
 from ser.serving.results import Segment
 
 _END = object()
+
+#: While speech goes on past the model's window, an interim estimate of its last window at
+#: least this often (seconds of stream).
+INTERIM_EVERY_S = 1.0
 
 
 class LiveSession:
@@ -79,8 +83,10 @@ class LiveSession:
 
     def _run(self, max_clip_s: float) -> None:
         try:
-            for unit in stream_units(self._blocks(), self.recognizer.feature_config, max_clip_s):
-                self._units.append(unit)
+            # A live stream is a recording from its first second: no 5-s wait to tell a clip.
+            for item in stream_units(self._blocks(), self.recognizer.feature_config, max_clip_s,
+                                     clip_first=False, interim_every_s=INTERIM_EVERY_S):
+                self._units.append(item)
         except BaseException as exc:  # noqa: BLE001 - handed to the caller of feed/close
             self._error = exc
         finally:
@@ -129,20 +135,35 @@ class LiveSession:
         result = rec._result(self.spans, probs, duration_s, self.speech_s, (), None)
         return events + [{"type": "summary", **result.to_dict()}]
 
-    def _events(self, units) -> list[dict]:
-        if not units:
+    def abort(self) -> None:
+        """End the stream without analysing what is left (the client went away); returns at
+        once, the worker thread ends by itself."""
+        if not self.closed:
+            self.closed = True
+            self._pieces.put(_END)
+
+    def _events(self, items) -> list[dict]:
+        """Events of the worker's items, in order: one batch through the model for the units."""
+        if not items:
             return []
         rec = self.recognizer
-        probs = rec._unit_probabilities(units)
+        units = [u for u in items if not isinstance(u, Detection)]
+        probs = iter(rec._unit_probabilities(units) if units else ())
         events = []
-        for unit, p in zip(units, probs):
-            self.spans.append((unit.start_s, unit.end_s))
-            self.probs.append(p)
-            self.speech_s += unit.speech_s
+        for item in items:
+            if isinstance(item, Detection):
+                events.append({"type": item.kind, "time_s": round(item.time_s, 3)})
+                continue
+            p = next(probs)
             top = int(p.argmax())
-            segment = Segment(unit.start_s, unit.end_s, rec.labels[top], float(p[top]))
+            segment = Segment(item.start_s, item.end_s, rec.labels[top], float(p[top]))
+            if item.final:
+                self.spans.append((item.start_s, item.end_s))
+                self.probs.append(p)
+                self.speech_s += item.speech_s
             events.append({
-                "type": "utterance", **segment.to_dict(),  # as a recording's segment
+                "type": "utterance" if item.final else "interim",
+                **segment.to_dict(),  # as a recording's segment
                 "uncertain": bool(p[top] < rec.uncertain_below),
                 "probabilities": {k: round(float(v), 4) for k, v in zip(rec.labels, p)},
             })
