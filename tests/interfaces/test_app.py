@@ -27,11 +27,25 @@ def test_page_shows_model_panel_and_inputs(app):
     sidebar = " ".join(m.value for m in app.sidebar.markdown)
     assert "conv_attention" in sidebar and "angry" in sidebar
     assert "Non-commercial" in " ".join(c.value for c in app.sidebar.caption)
-    assert [t.label for t in app.tabs] == ["Upload a file", "Record", "Example"]
+    assert [t.label for t in app.tabs] == ["Upload a file", "Record", "Live", "Example"]
     models = app.sidebar.selectbox[0]
     import os
 
     assert models.value == os.environ["SER_MODEL"] and {"default", "reference", "light"} <= set(models.options)
+
+
+def test_live_tab_links_to_the_live_page_or_says_how_to_start_it(random_bundle, monkeypatch):
+    monkeypatch.setenv("SER_MODEL", str(random_bundle))
+    monkeypatch.delenv("SER_LIVE_PORT", raising=False)
+    at = AppTest.from_file(APP, default_timeout=60)
+    at.run()
+    assert "ser serve" in at.tabs[2].info[0].value and "/live" in at.tabs[2].info[0].value
+    monkeypatch.setenv("SER_LIVE_PORT", "8502")
+    at = AppTest.from_file(APP, default_timeout=60)
+    at.run()
+    assert not at.exception and not at.tabs[2].info
+    button = at.tabs[2].get("link_button")[0]
+    assert button.proto.url.endswith(":8502/live") and button.proto.label == "Open the live page"
 
 
 def test_model_selector_switches_to_a_shipped_model(app):

@@ -32,7 +32,7 @@ from dataclasses import dataclass
 from fastapi import Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import HTMLResponse, JSONResponse
 from fastapi_offline import FastAPIOffline
 from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -239,6 +239,12 @@ def create_app(config: ServerConfig | None = None, recognizer=None):
     model_or_503 = state.model_or_503
     _add_info_routes(app, state, config)
     add_stream_route(app, state, config)
+
+    @app.get("/live", include_in_schema=False)
+    async def live_page():
+        from importlib.resources import files
+
+        return HTMLResponse((files("ser") / "interfaces" / "static" / "live.html").read_text("utf-8"))
 
     @app.post("/v1/predict", response_model=PredictionOut, responses=errors,
               openapi_extra=AUDIO_BODY)

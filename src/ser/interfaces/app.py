@@ -293,6 +293,24 @@ def headline(result) -> None:
         st.caption(f"Speaking time: {top} ({speech}).")
 
 
+def live_panel() -> None:
+    """Live analysis runs on the HTTP API's WebSocket (Streamlit cannot push results while the
+    microphone records): `ser app` starts `ser serve` beside it, and this tab links to its page."""
+    port = os.environ.get("SER_LIVE_PORT")
+    st.write("Speak and watch each utterance appear, coloured by its emotion, as it ends — "
+             "with the running shares and a summary when you stop.")
+    if not port:
+        st.info("Live analysis needs the HTTP API: start `ser serve` and open "
+                "http://127.0.0.1:8000/live (or start the app with `ser app`, which runs both).")
+        return
+    from urllib.parse import urlsplit
+
+    host = urlsplit(getattr(st.context, "url", None) or "http://localhost").hostname or "localhost"
+    st.link_button("Open the live page", f"http://{host}:{port}/live", type="primary")
+    st.caption("It opens in a new tab, which asks for the microphone. The audio goes to this "
+               "machine only.")
+
+
 def main() -> None:
     st.set_page_config(page_title="ser - speech emotion recognition")
     st.title("Speech emotion recognition")
@@ -309,7 +327,8 @@ def main() -> None:
         st.error(f"The model could not be loaded: {exc}")
         return
     model_panel(rec)
-    upload_tab, record_tab, example_tab = st.tabs(["Upload a file", "Record", "Example"])
+    upload_tab, record_tab, live_tab, example_tab = st.tabs(
+        ["Upload a file", "Record", "Live", "Example"])
     with upload_tab:
         upload = st.file_uploader("Audio file", type=UPLOAD_TYPES,
                                   help=f"WAV, MP3, OGG, FLAC, M4A… up to {MAX_UPLOAD_MB:g} MB")
@@ -319,6 +338,8 @@ def main() -> None:
         recording = st.audio_input("Record from the microphone")
         if recording is not None:
             analyse(recording.getvalue(), "the recording", rec, player=False)
+    with live_tab:
+        live_panel()
     with example_tab:
         examples = sorted(p.name for p in files("ser").joinpath("examples").iterdir()
                           if p.name.endswith(".wav"))

@@ -22,11 +22,15 @@ def cmd_serve(args: argparse.Namespace) -> int:
 def cmd_app(args: argparse.Namespace) -> int:
     import os
     from importlib.resources import files
+    from importlib.util import find_spec
 
     app_file = str(files("ser") / "interfaces" / "app.py")
     env = dict(os.environ, SER_APP_MAX_UPLOAD_MB=str(args.max_upload_mb))
     if args.model:
         env["SER_MODEL"] = str(args.model)
+    if args.live_port and all(find_spec(m) for m in ("fastapi", "uvicorn", "websockets")):
+        env["SER_LIVE_PORT"] = str(args.live_port)
+        _start_live_server(args)
     cmd = [sys.executable, "-m", "streamlit", "run", app_file,
            "--server.address", args.host, "--server.port", str(args.port),
            # One limit, said once: the uploader shows it, and refuses larger files itself.
@@ -35,6 +39,26 @@ def cmd_app(args: argparse.Namespace) -> int:
            "--client.toolbarMode", "viewer"]
     # Replace this process with Streamlit's, so that signals (Ctrl-C, terminate) reach it.
     os.execve(sys.executable, cmd, env)
+
+
+def _start_live_server(args: argparse.Namespace) -> None:
+    """`ser serve` beside the app, for its live page (Streamlit cannot stream results back
+    while the microphone records). On Linux it is told to end when the app ends."""
+    import signal
+    import subprocess
+
+    def die_with_parent():
+        try:
+            import ctypes
+
+            ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+        except OSError:
+            pass
+
+    cmd = [sys.executable, "-m", "ser", "serve", "--host", args.host, "--port", str(args.live_port),
+           "--max-upload-mb", str(args.max_upload_mb)] + (["--model", str(args.model)] if args.model else [])
+    subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                     preexec_fn=die_with_parent if sys.platform.startswith("linux") else None)
 
 
 def _add_server_args(p: argparse.ArgumentParser, port: int) -> None:
@@ -61,4 +85,7 @@ def add_parsers(sub) -> None:
 
     p = sub.add_parser("app", help="start the Streamlit web app")
     _add_server_args(p, port=8501)
+    p.add_argument("--live-port", type=int, default=8502,
+                   help="port of the live page's server (`ser serve`, started beside the app); "
+                        "0: no live page")
     p.set_defaults(func=cmd_app, needs=needs("app"))
