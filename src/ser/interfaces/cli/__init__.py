@@ -17,7 +17,7 @@ __all__ = ["CliError", "build_parser", "main"]
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from ser.interfaces.cli import data, predict, serving, training
+    from ser.interfaces.cli import data, listen, predict, serving, training
 
     parser = argparse.ArgumentParser(
         prog="ser", description="Speech emotion recognition: eight emotions from speech."
@@ -25,7 +25,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"ser {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND",
                                 help="run `ser COMMAND --help` for its options")
-    for module in (predict, serving, training, data):
+    for module in (predict, listen, serving, training, data):
         module.add_parsers(sub)
     for command in all_parsers(parser):
         command.formatter_class = DefaultsHelpFormatter
