@@ -136,6 +136,10 @@ class IncrementalDecoder:
         """Stop without waiting: the worker reads the end of the stream and ends."""
         self._pipe.end()
 
+    @property
+    def closed(self) -> bool:
+        return self._pipe._ended
+
     def close(self) -> np.ndarray:
         """End of the stream: the last samples."""
         self._pipe.end()

@@ -28,6 +28,7 @@ bounded buffer, and results arrive in order).
 from __future__ import annotations
 
 import queue
+from collections import deque
 import threading
 
 import numpy as np
@@ -40,7 +41,7 @@ _END = object()
 
 #: While speech goes on past the model's window, an interim estimate of its last window at
 #: least this often (seconds of stream).
-INTERIM_EVERY_S = 1.0
+INTERIM_EVERY_S = 1.4
 
 
 class LiveSession:
@@ -66,6 +67,7 @@ class LiveSession:
         self.closed = False
         self._pieces: queue.Queue = queue.Queue()
         self._units: list = []
+        self._looks: deque = deque(maxlen=4)  # (window, probabilities) of recent interim looks
         self._parked = threading.Semaphore(0)  # released when the worker waits for a piece
         self._error: BaseException | None = None
         self._worker = threading.Thread(target=self._run, args=(max_clip_s,), daemon=True,
@@ -143,18 +145,34 @@ class LiveSession:
             self._pieces.put(_END)
 
     def _events(self, items) -> list[dict]:
-        """Events of the worker's items, in order: one batch through the model for the units."""
+        """Events of the worker's items, in order. One batch through the model for the units,
+        but a final unit whose window is the one the first look at its utterance analysed
+        (common: the quiet after an utterance is trimmed from both) reuses that answer."""
         if not items:
             return []
         rec = self.recognizer
-        units = [u for u in items if not isinstance(u, Detection)]
-        probs = iter(rec._unit_probabilities(units) if units else ())
+        answers: dict[int, np.ndarray] = {}
+        todo = []
+        for i, item in enumerate(items):
+            if isinstance(item, Detection):
+                continue
+            seen = next((p for w, p in self._looks if item.final and np.array_equal(w, item.window)),
+                        None)
+            if seen is not None:
+                answers[i] = seen
+            else:
+                todo.append(i)
+        if todo:
+            for i, p in zip(todo, rec._unit_probabilities([items[i] for i in todo])):
+                answers[i] = p
+                if not items[i].final:
+                    self._looks.append((items[i].window, p))
         events = []
-        for item in items:
+        for i, item in enumerate(items):
             if isinstance(item, Detection):
                 events.append({"type": item.kind, "time_s": round(item.time_s, 3)})
                 continue
-            p = next(probs)
+            p = answers[i]
             top = int(p.argmax())
             segment = Segment(item.start_s, item.end_s, rec.labels[top], float(p[top]))
             if item.final:
