@@ -21,6 +21,7 @@ import argparse
 import json
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 import urllib.request
@@ -69,8 +70,10 @@ def proc_stat(pid: int) -> tuple[float, float, int]:
 
 def start_server(port: int) -> subprocess.Popen:
     ser = Path(sys.executable).with_name("ser")
-    proc = subprocess.Popen([str(ser), "serve", "--port", str(port)],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    log = open(Path(tempfile.gettempdir()) / f"ser-live-bench-{port}.log", "w")  # noqa: SIM115
+    print(f"server log: {log.name}")
+    proc = subprocess.Popen([str(ser), "serve", "--port", str(port)], stdout=log,
+                            stderr=subprocess.STDOUT)
     for _ in range(180):
         try:
             if urllib.request.urlopen(f"http://127.0.0.1:{port}/v1/health", timeout=2).status == 200:
@@ -113,7 +116,7 @@ def stream(port: int, y: np.ndarray, realtime: bool, out: dict) -> None:
 def latencies(events: list[tuple[float, dict]]) -> dict[str, list[float]]:
     """Per utterance: wall time from its speech's end to its event; to speech_ended; to the
     first look."""
-    out = {"utterance": [], "speech_ended": [], "first look": []}
+    out = {"utterance": [], "speech_ended": [], "first look": [], "same": []}
     ends = [(t, e) for t, e in events if e["type"] == "speech_ended"]
     for t, e in events:
         if e["type"] != "utterance":
@@ -125,10 +128,11 @@ def latencies(events: list[tuple[float, dict]]) -> dict[str, list[float]]:
         speech_end = ended["time_s"]
         out["utterance"].append(t - speech_end)
         out["speech_ended"].append(arrived - speech_end)
-        look = [ti for ti, x in events if x["type"] == "interim" and ti >= arrived
+        look = [(ti, x) for ti, x in events if x["type"] == "interim" and ti >= arrived
                 and x["start_s"] == e["start_s"]]
         if look:
-            out["first look"].append(look[0] - speech_end)
+            out["first look"].append(look[0][0] - speech_end)
+            out["same"].append(look[0][1]["emotion"] == e["emotion"])
     return out
 
 
@@ -161,7 +165,7 @@ def run_streams(port: int, pid: int, n: int, seconds: float) -> None:
         t.join()
     cpu = proc_stat(pid)[0] - cpu0
     audio_s = sum(len(y) for y in recordings) / 16_000
-    lat = {k: [] for k in ("utterance", "speech_ended", "first look")}
+    lat = {k: [] for k in ("utterance", "speech_ended", "first look", "same")}
     for r in results:
         for k, v in latencies(r["events"]).items():
             lat[k] += v
@@ -180,6 +184,7 @@ def run_streams(port: int, pid: int, n: int, seconds: float) -> None:
                        ("first look", "first look (interim of the whole utterance) after its speech ends")):
         v = np.array(lat[key])
         print(f"| {label} | {np.percentile(v, 50):.2f} s | {np.percentile(v, 95):.2f} s |")
+    print(f"| first look's emotion = the utterance's | {sum(lat['same'])} of {len(lat['same'])} | |")
     print(f"| longest gap between interim estimates in {end - start:.0f} s of speech | {gap:.2f} s | |")
     print(f"| server CPU per stream (fraction of one core) | {cpu / audio_s:.3f} | |")
     print(f"| /v1/predict on the bundled example, alone / during the streams | "
