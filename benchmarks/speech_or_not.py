@@ -43,14 +43,19 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--model", default="default")
     ap.add_argument("--vad", type=Path, default=CORPORA.parent / "vad")
+    ap.add_argument("--no-gate", action="store_true",
+                    help="without the bundle's speech gate (and the second look at short input)")
     args = ap.parse_args()
     from ser import EmotionRecognizer
 
     print(machine_baseline())
     rec = EmotionRecognizer.load(args.model)
+    if args.no_gate:
+        rec.gate, rec.short_pad_s = None, 0.0
     rows = list(csv.DictReader(open(args.vad / "manifest.csv")))
     started = time.perf_counter()
-    print(f"model {args.model} ({rec.identity['model_version']})\n")
+    print(f"model {args.model} ({rec.identity['model_version']})"
+          f"{', without its speech gate' if args.no_gate else ''}\n")
     print("| speech set | files | too short | no_speech | analysed |\n|---|---|---|---|---|")
     for folder in ("fsdd", "sc09", "librispeech"):
         files = [r for r in rows if r["path"].startswith(f"speech/{folder}/")]

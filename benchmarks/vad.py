@@ -195,6 +195,7 @@ def main() -> None:
     ap.add_argument("--per-corpus", type=int, default=100)
     ap.add_argument("--model", default="light")
     ap.add_argument("--words", action="store_true", help="short speech instead (see above)")
+    ap.add_argument("--no-gate", action="store_true", help="without the bundle's speech gate")
     ap.add_argument("--threshold", type=float, nargs="+", default=[0.5, 0.4])
     ap.add_argument("--min-speech", type=float, nargs="+", default=[0.1, 0.064])
     args = ap.parse_args()
@@ -202,6 +203,8 @@ def main() -> None:
         words_report(args.corpora, args.threshold, args.min_speech, args.music)
         return
     rec = EmotionRecognizer.load(args.model)
+    if args.no_gate:
+        rec.gate, rec.short_pad_s = None, 0.0
     started = time.perf_counter()
 
     def accepted(y: np.ndarray) -> bool:
@@ -232,7 +235,8 @@ def main() -> None:
             wrong.append(name)
     print(f"{len(wrong)} of {len(signals)} non-speech inputs got an emotion "
           f"({100 * len(wrong) / len(signals):.1f}%)" + (": " + ", ".join(wrong) if wrong else ""))
-    print(f"\n({time.perf_counter() - started:.0f} s, model {args.model})")
+    print(f"\n({time.perf_counter() - started:.0f} s, model {args.model}"
+          f"{', without its speech gate' if args.no_gate else ''})")
 
 
 if __name__ == "__main__":

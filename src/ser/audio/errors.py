@@ -10,8 +10,9 @@ from ser.common import SerError
 
 AudioSource = Union[str, os.PathLike, bytes, bytearray, memoryview, BinaryIO]
 
-#: Default lower bound on usable audio: shorter input cannot fill one analysis frame sensibly.
-DEFAULT_MIN_DURATION_S = 0.25
+#: Default lower bound on usable audio: the voice activity detector's shortest speech (0.1 s);
+#: spoken digits trimmed to the word last from 0.14 s (FSDD), and are analysed.
+DEFAULT_MIN_DURATION_S = 0.1
 #: Default upper bound, protecting memory and time; callers may raise or disable it.
 DEFAULT_MAX_DURATION_S = 600.0
 #: For files on the user's own disk (``ser predict``): an hour-long recording is ordinary there,

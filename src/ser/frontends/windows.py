@@ -165,11 +165,23 @@ def recording_units(y: np.ndarray, config: FeatureConfig,
 
 
 def analysis_units(y: np.ndarray, config: FeatureConfig, max_clip_s: float = DEFAULT_MAX_CLIP_S,
-                   vad_config: vad.VadConfig = vad.VadConfig()) -> list[Unit]:
+                   vad_config: vad.VadConfig = vad.VadConfig(), short_pad_s: float = 0.0) -> list[Unit]:
     """The served rule: one clip unit for short input, utterance units for a recording.
 
     An empty list means the input has no speech."""
-    return list(stream_units([y], config, max_clip_s, vad_config))
+    return list(stream_units([y], config, max_clip_s, vad_config, short_pad_s=short_pad_s))
+
+
+def clip_segments(y: np.ndarray, vad_config: vad.VadConfig, pad_s: float = 0.0) -> list[tuple[int, int]]:
+    """The detector's utterances in a clip; when it finds none and ``pad_s`` is given, a
+    second look with ``pad_s`` of silence on each side (Silero misses a word that starts at
+    the first sample: FSDD's trimmed digits), bounds clipped to the clip."""
+    segments = vad.speech_segments(y, vad_config)
+    if segments or not pad_s:
+        return segments
+    pad = int(pad_s * vad.SAMPLE_RATE)
+    padded = vad.speech_segments(np.pad(y, pad), vad_config)
+    return [(max(0, s - pad), min(len(y), e - pad)) for s, e in padded if min(len(y), e - pad) > max(0, s - pad)]
 
 
 @dataclass
@@ -186,12 +198,14 @@ def stream_units(blocks: Iterable[np.ndarray], config: FeatureConfig,
                  max_clip_s: float = DEFAULT_MAX_CLIP_S,
                  vad_config: vad.VadConfig = vad.VadConfig(), info: StreamInfo | None = None,
                  clip_first: bool = True, context_after_s: float | None = None,
-                 interim_every_s: float | None = None) -> Iterator[Unit | Detection]:
+                 interim_every_s: float | None = None, short_pad_s: float = 0.0
+                 ) -> Iterator[Unit | Detection]:
     """Units of audio given as consecutive 16-kHz blocks, yielded as soon as each utterance
     is complete: input that ends within ``max_clip_s`` is one clip (:func:`clip_unit`),
     anything longer a recording cut by the VAD into utterances (:func:`utterance_units`).
     Only the audio an unfinished utterance may still need is kept, so memory does not grow
-    with the input's length. Only units with speech are yielded.
+    with the input's length. Only units with speech are yielded; ``short_pad_s``: a clip
+    without speech gets a second look (:func:`clip_segments`).
 
     ``interim_every_s`` (live streams, with ``clip_first=False``): also yield the detector's
     :class:`Detection` s and interim units (``final=False``) — the last window of speech that
@@ -215,7 +229,7 @@ def stream_units(blocks: Iterable[np.ndarray], config: FeatureConfig,
         else:
             y = np.concatenate(head) if head else np.zeros(0, np.float32)
             info.samples, info.clip, info.buffered_max = len(y), True, len(y)
-            segments = vad.speech_segments(y, vad_config)
+            segments = clip_segments(y, vad_config, short_pad_s)
             info.utterances = segments
             unit = clip_unit(y, config, vad_config, segments=segments)
             if unit.speech:

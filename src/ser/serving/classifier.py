@@ -56,3 +56,23 @@ class OnnxClassifier:
                        self.temperature)
                for i in range(0, len(x), batch_size)]
         return np.concatenate(out) if out else np.zeros((0, len(EMOTIONS)), np.float32)
+
+
+class SpeechGate:
+    """A bundle's speech / non-speech check on the head's standardised input (a logistic
+    regression; ``ser.training.speech_gate`` fits it): a unit whose P(speech) is under the
+    threshold is not speech, whatever the voice activity detector found (music with a voice's
+    harmonics). With it, the detector may be lenient on word-length input."""
+
+    def __init__(self, config: dict, scaler: Scaler):
+        self.weights = np.asarray(config["weights"], np.float32)
+        self.bias = float(config["bias"])
+        self.threshold = float(config["threshold"])
+        self.scaler = scaler
+
+    def speech_probability(self, x: np.ndarray) -> np.ndarray:
+        z = self.scaler.transform(x).reshape(len(x), -1) @ self.weights + self.bias
+        return 1.0 / (1.0 + np.exp(-z))
+
+    def accepts(self, x: np.ndarray) -> np.ndarray:
+        return self.speech_probability(x) >= self.threshold

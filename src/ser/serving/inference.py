@@ -25,7 +25,7 @@ import numpy as np
 
 from ser.audio import DEFAULT_MAX_DURATION_S, AudioError, AudioSource, decode
 from ser.serving.bundle import BundleInfo, read_bundle, resolve_model
-from ser.serving.classifier import OnnxClassifier
+from ser.serving.classifier import OnnxClassifier, SpeechGate
 from ser.common import NO_SPEECH
 from ser.frontends.registry import FRONTENDS, frontend_of
 from ser.frontends.features import FeatureConfig
@@ -50,7 +50,7 @@ class _Prepared:
     spans: list[tuple[float, float]]  # (start_s, end_s) of each analysed unit
     inputs: np.ndarray
     warnings: tuple[str, ...] = ()
-    speech_s: float = 0.0  # what the VAD found, in the analysed units
+    unit_speech_s: tuple[float, ...] = ()  # what the VAD found, per analysed unit
 
 
 def _windows(units, samples: int) -> np.ndarray:
@@ -59,16 +59,20 @@ def _windows(units, samples: int) -> np.ndarray:
 
 
 def _prepare(source, config: FeatureConfig, sample_rate, max_clip_s, max_duration_s,
-             featurise: bool) -> _Prepared:
+             featurise: bool, short_pad_s: float = 0.0) -> _Prepared:
     audio = decode(source, config.sample_rate, source_rate=sample_rate, max_duration_s=max_duration_s)
-    units = analysis_units(audio.samples, config, max_clip_s)
+    units = analysis_units(audio.samples, config, max_clip_s, short_pad_s=short_pad_s)
     spans = [(u.start_s, u.end_s) for u in units]
     windows = _windows(units, config.window_samples)
     # Hand-made features are made here, in the worker; an encoder runs in the main process.
     inputs = FRONTENDS["handcrafted"].window_inputs(windows, config) if featurise else windows
     return _Prepared(audio.duration_s, spans, inputs, audio.warnings,
-                     float(sum(u.speech_s for u in units)))
+                     tuple(u.speech_s for u in units))
 
+
+#: Silence put around a word-length input that the detector missed, for a second look (with a
+#: bundle's speech gate): Silero misses a word that starts at the first sample.
+SHORT_PAD_S = 0.25
 
 #: Inputs whose header says they last longer than this are analysed block by block in the
 #: calling process (:meth:`EmotionRecognizer.predict`), not whole in a worker.
@@ -100,6 +104,11 @@ class EmotionRecognizer:
         self.temperature = bundle.temperature
         threads = threads or min(2, os.cpu_count() or 1)
         self.classifier = OnnxClassifier(bundle, threads=threads)
+        gate = bundle.config.get("speech_gate")
+        self.gate = SpeechGate(gate, self.classifier.scaler) if gate else None
+        # With a gate, a word-length input the detector misses is looked at again with silence
+        # around it (Silero needs a little before a word's onset); the gate then judges it.
+        self.short_pad_s = SHORT_PAD_S if self.gate is not None else 0.0
         self.frontend = frontend_of(bundle)
         self._featurise = self.frontend.in_workers
         self._encoder = self.frontend.load(threads)  # None for features made in the workers
@@ -131,7 +140,7 @@ class EmotionRecognizer:
         """What the model's graph receives for this input, standardised: one row per analysed
         unit (for benchmarks and for checking a bundle in another runtime)."""
         prep = _prepare(source, self.feature_config, sample_rate, max_clip_s,
-                        DEFAULT_MAX_DURATION_S, self._featurise)
+                        DEFAULT_MAX_DURATION_S, self._featurise, self.short_pad_s)
         return self.classifier.scaler.transform(self._model_inputs(prep.inputs))
 
     def _model_inputs(self, inputs: np.ndarray) -> np.ndarray:
@@ -151,18 +160,28 @@ class EmotionRecognizer:
         pass of all their windows through the front end and the head."""
         preps = [prep for prep, _ in items if not isinstance(prep, AudioError)]
         inputs = [prep.inputs for prep in preps if len(prep.inputs)]
-        probs = (self.probabilities(self._model_inputs(np.concatenate(inputs)))
-                 if inputs else np.zeros((0, len(self.labels)), np.float32))
+        probs, keep = (self._answers(self._model_inputs(np.concatenate(inputs))) if inputs
+                       else (np.zeros((0, len(self.labels)), np.float32), np.zeros(0, bool)))
         out, start = [], 0
         for prep, path in items:
             if isinstance(prep, AudioError):
                 out.append(prep)
                 continue
-            mine = probs[start : start + len(prep.inputs)]
-            start += len(prep.inputs)
-            out.append(self._result(prep.spans, mine, prep.duration_s, prep.speech_s,
+            n = len(prep.inputs)
+            mine, kept = probs[start : start + n], keep[start : start + n]
+            start += n
+            spans = [span for span, k in zip(prep.spans, kept) if k]
+            speech_s = sum(s for s, k in zip(prep.unit_speech_s, kept) if k)
+            out.append(self._result(spans, mine[kept], prep.duration_s, speech_s,
                                     prep.warnings, path))
         return out
+
+    def _answers(self, inputs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(probabilities, is speech) of model inputs: the head's answer, and the bundle's
+        speech gate (every unit is speech without one)."""
+        probs = self.probabilities(inputs)
+        keep = self.gate.accepts(inputs) if self.gate is not None else np.ones(len(probs), bool)
+        return probs, keep
 
     def _result(self, spans, probs: np.ndarray, duration_s: float, speech_s: float, warnings_,
                 path: str | None) -> Prediction:
@@ -183,11 +202,13 @@ class EmotionRecognizer:
                           duration_s, segments, path, uncertain=bool(mean[i] < self.uncertain_below),
                           speech_s=float(speech_s), warnings=list(warnings_), **self.identity)
 
-    def _unit_probabilities(self, units) -> np.ndarray:
-        """The bundle's front end (features, or the encoder) and head on placed windows."""
+    def _unit_answers(self, units) -> tuple[np.ndarray, np.ndarray]:
+        """The bundle's front end (features, or the encoder), head and gate on placed windows."""
         windows = _windows(units, self.feature_config.window_samples)
-        return self.probabilities(self.frontend.window_inputs(windows, self.feature_config,
-                                                              self._encoder))
+        return self._answers(self.frontend.window_inputs(windows, self.feature_config, self._encoder))
+
+    def _unit_probabilities(self, units) -> np.ndarray:
+        return self._unit_answers(units)[0]
 
     def _stream(self, source, sample_rate, max_clip_s, max_duration_s, on_progress=None,
                 path: str | None = None) -> Prediction:
@@ -206,15 +227,24 @@ class EmotionRecognizer:
                 yield block
 
         spans, speech_s, parts, batch = [], 0.0, [], []
-        for unit in stream_units(blocks(), self.feature_config, max_clip_s):
-            spans.append((unit.start_s, unit.end_s))  # kept; the windows go with their batch
-            speech_s += unit.speech_s
+
+        def flush():
+            nonlocal speech_s
+            probs, keep = self._unit_answers(batch)
+            for unit, k in zip(batch, keep):
+                if k:  # the windows go with their batch; the spans stay
+                    spans.append((unit.start_s, unit.end_s))
+                    speech_s += unit.speech_s
+            parts.append(probs[keep])
+            batch.clear()
+
+        for unit in stream_units(blocks(), self.feature_config, max_clip_s,
+                                 short_pad_s=self.short_pad_s):
             batch.append(unit)
             if len(batch) >= STREAM_BATCH:
-                parts.append(self._unit_probabilities(batch))
-                batch = []
+                flush()
         if batch:
-            parts.append(self._unit_probabilities(batch))
+            flush()
         probs = np.concatenate(parts) if parts else np.zeros((0, len(self.labels)), np.float32)
         return self._result(spans, probs, stream.duration_s, speech_s, stream.warnings, path)
 
@@ -274,7 +304,7 @@ class EmotionRecognizer:
         # Long recordings are streamed here, in order, instead of held whole by a worker.
         streamed = [isinstance(s, (str, os.PathLike))
                     and (declared_duration(s) or STREAM_ABOVE_S + 1) > STREAM_ABOVE_S for s in sources]
-        jobs = ((s, config_json, max_clip_s, max_duration_s, self._featurise)
+        jobs = ((s, config_json, max_clip_s, max_duration_s, self._featurise, self.short_pad_s)
                 for s, long in zip(sources, streamed) if not long)
         bar = tqdm(total=len(sources), unit="file", disable=not progress, leave=False)
         pool = ProcessPoolExecutor(max_workers=workers) if workers > 1 and len(sources) >= 8 else None

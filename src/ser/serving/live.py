@@ -151,28 +151,31 @@ class LiveSession:
         if not items:
             return []
         rec = self.recognizer
-        answers: dict[int, np.ndarray] = {}
+        answers: dict[int, tuple[np.ndarray, bool]] = {}
         todo = []
         for i, item in enumerate(items):
             if isinstance(item, Detection):
                 continue
-            seen = next((p for w, p in self._looks if item.final and np.array_equal(w, item.window)),
+            seen = next((a for w, a in self._looks if item.final and np.array_equal(w, item.window)),
                         None)
             if seen is not None:
                 answers[i] = seen
             else:
                 todo.append(i)
         if todo:
-            for i, p in zip(todo, rec._unit_probabilities([items[i] for i in todo])):
-                answers[i] = p
+            probs, keep = rec._unit_answers([items[i] for i in todo])
+            for i, p, k in zip(todo, probs, keep):
+                answers[i] = (p, k)
                 if not items[i].final:
-                    self._looks.append((items[i].window, p))
+                    self._looks.append((items[i].window, (p, k)))
         events = []
         for i, item in enumerate(items):
             if isinstance(item, Detection):
                 events.append({"type": item.kind, "time_s": round(item.time_s, 3)})
                 continue
-            p = answers[i]
+            p, speech = answers[i]
+            if not speech:  # the bundle's gate: not speech (music, a hum the detector took)
+                continue
             top = int(p.argmax())
             segment = Segment(item.start_s, item.end_s, rec.labels[top], float(p[top]))
             if item.final:
