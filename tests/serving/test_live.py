@@ -79,8 +79,9 @@ def _fed(session, y, piece: int = 320) -> list[dict]:
 
 def test_utterances_arrive_while_the_stream_goes_on(rec, corpora):
     """Each utterance's event comes with the piece that completes it: once the detector has
-    closed it and knows where the next one starts, or that none starts within twice the
-    1-s context after it (so at most ~2.2 s after its end), never at the end of the stream.
+    closed it and its window is decided: the second after it has come and the quiet in it is
+    trimmed either way, or the next one has started, or none starts within twice the 1-s
+    context (so at most ~2.2 s after its end), never at the end of the stream.
     Before it: the detector's start and end, and an interim estimate as soon as it ended."""
     y = _corpus_recording(corpora, 60.0)
     events = _fed(rec.stream(16_000), y)
@@ -88,6 +89,7 @@ def test_utterances_arrive_while_the_stream_goes_on(rec, corpora):
     late = [e["fed"] - e["end_s"] for e in utterances if "fed" in e]
     assert len(late) >= 8 and events[-1]["type"] == "summary"
     assert 0 < min(late) and max(late) < 2.5, late
+    assert np.median(late) < 1.2, late  # most: as soon as the second after it has come
     assert len(utterances) - len(late) <= 1  # at most the last utterance is left for close()
     started = [e for e in events if e["type"] == "speech_started"]
     ended = [e for e in events if e["type"] == "speech_ended"]

@@ -290,15 +290,31 @@ def stream_units(blocks: Iterable[np.ndarray], config: FeatureConfig,
                 following = None
             elif segmenter.next_start_bound() >= e + 2 * after:
                 following = e + 2 * after  # the context after it: e + after, whole
+            elif info.samples >= e + after:
+                following = -1  # the context may still stop short: see below
             else:
                 return
             lo = max(s - context, (previous_end + s + 1) // 2, buffer_start)
-            hi = min(e + after, info.samples if following is None else (e + following) // 2)
+            if following == -1:
+                # Its context ends between half-way to the earliest next start and e + after.
+                # When the windows at both ends are the same (the quiet after the speech is
+                # trimmed either way), every end between gives that window: report it now,
+                # ~1 s after the speech instead of ~2 s, exactly as if the next start were known.
+                earliest = min(e + after, max(e, (e + segmenter.next_start_bound()) // 2))
+                units = utterance_units(buffer[lo - buffer_start : e + after - buffer_start], s,
+                                        config, max_clip_s, (s - lo, after))
+                shortest = utterance_units(buffer[lo - buffer_start : earliest - buffer_start], s,
+                                           config, max_clip_s, (s - lo, earliest - e))
+                if not all(np.array_equal(a.window, b.window) for a, b in zip(units, shortest)):
+                    return
+            else:
+                hi = min(e + after, info.samples if following is None else (e + following) // 2)
+                units = utterance_units(buffer[lo - buffer_start : hi - buffer_start], s, config,
+                                        max_clip_s, (s - lo, hi - e))
             waiting.pop(0)
             info.utterances.append((s, e))
             previous_end = e
-            yield from utterance_units(buffer[lo - buffer_start : hi - buffer_start], s, config,
-                                       max_clip_s, (s - lo, hi - e))
+            yield from units
 
     def chained():
         yield from head

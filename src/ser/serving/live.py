@@ -9,15 +9,20 @@ utterances and emotions are the same.
     >>> session.close()                                      # doctest: +SKIP
     [..., {"type": "summary", ...}]
 
-Events are plain dicts with a stable JSON form and a ``type``: ``utterance`` (``start_s``,
-``end_s``, ``emotion``, ``confidence``, ``uncertain``, ``probabilities`` — a recording's segment)
-and, from :meth:`LiveSession.close`, one ``summary`` (the whole result, as ``predict`` gives it).
+Events are plain dicts with a stable JSON form and a ``type``: ``speech_started`` and
+``speech_ended`` (the detector's decisions, ``time_s``), ``interim`` (a first look at an
+utterance as soon as the detector ends it, and every 1.4 s of speech longer than a window),
+``utterance`` (``start_s``, ``end_s``, ``emotion``, ``confidence``, ``uncertain``,
+``probabilities`` — a recording's segment) and, from :meth:`LiveSession.close`, one ``summary``
+(the whole result, as ``predict`` gives it). A live stream is a recording from its first
+second (no wait to tell a clip from a recording).
 
 Latency: an utterance is reported once its window is decided as ``predict`` decides it: the
-detector has closed it (0.3 s of pause) and either the next utterance has begun, or nothing
-can begin within 2 s of its end (its 1 s of context after it is then whole) — about 2.1 s
-after its speech at the most, measured on corpus recordings. The first 5 s are held to tell a
-clip from a recording, as ``predict`` does.
+detector has closed it (0.3 s of pause) and the second of audio after it (its context) has
+come — when the quiet after the speech is trimmed from the window whether or not the next
+utterance starts soon, which is the common case; else once the next utterance has begun or
+none can begin within 2 s. So about 1.1-1.3 s after its speech, up to ~2.3 s; the first look,
+about 0.45 s.
 
 How: :func:`ser.frontends.windows.stream_units` pulls 16-kHz blocks from an iterator; here it
 runs in a worker thread whose iterator hands over each piece as it is fed, and ``feed`` returns
