@@ -33,3 +33,12 @@ def describe_corpora(corpora: Iterable[str]) -> dict:
             "styles": sorted({v["style"] for v in info.values()}),
             "licences": {c: v["licence"] for c, v in info.items()},
             "non_commercial": any("non-commercial" in v["licence"].lower() for v in info.values())}
+
+
+def styles_phrase(styles: list[str]) -> str:
+    """How the training corpora were spoken, in words: "acted speech (some by non-professionals
+    on phones and laptops; some single words)" rather than "acted and acted (…) and acted …"."""
+    kinds = sorted({s.split(" ", 1)[0] for s in styles})
+    details = sorted({s.split(" ", 1)[1].strip("()") for s in styles if " " in s})
+    phrase = f"{' and '.join(kinds)} speech"
+    return phrase + (f" (some {'; some '.join(details)})" if details else "")

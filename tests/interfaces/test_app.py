@@ -146,7 +146,7 @@ def test_bad_model_path_is_reported_on_the_page(monkeypatch, tmp_path):
 def test_the_sidebar_says_how_the_training_speech_was_spoken():
     """One phrase per kind of speech, details in brackets: never "acted and acted (…)"."""
     from ser.corpora import describe_corpora
-    from ser.interfaces.app import styles_phrase
+    from ser.corpora import styles_phrase
 
     styles = describe_corpora(["ravdess", "banglaser", "turev-db"])["styles"]
     assert styles_phrase(styles) == ("acted speech (some non-professional, phones and laptops; "

@@ -16,7 +16,7 @@ import streamlit as st
 from ser.common import EMOTIONS
 from ser.audio import DEFAULT_MAX_DURATION_S, AudioError, decode
 from ser.serving.bundle import SHIPPED_MODELS
-from ser.corpora import describe_corpora
+from ser.corpora import describe_corpora, styles_phrase
 from ser.frontends.features import log_mel_spectrogram
 from ser.serving.inference import EmotionRecognizer
 from ser.serving.results import DOMINANT_SHARE, MIXED, NO_SPEECH
@@ -84,15 +84,6 @@ def model_panel(rec: EmotionRecognizer) -> None:
         + (" Non-commercial use only (training data licences)." if trained_on["non_commercial"]
            else "")
     )
-
-
-def styles_phrase(styles: list[str]) -> str:
-    """How the training corpora were spoken, in words: "acted speech (some by non-professionals
-    on phones and laptops; some single words)" rather than "acted and acted (…) and acted …"."""
-    kinds = sorted({s.split(" ", 1)[0] for s in styles})
-    details = sorted({s.split(" ", 1)[1].strip("()") for s in styles if " " in s})
-    phrase = f"{' and '.join(kinds)} speech"
-    return phrase + (f" (some {'; some '.join(details)})" if details else "")
 
 
 def probability_chart(probabilities: dict[str, float]):

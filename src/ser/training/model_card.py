@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 
-from ser.corpora import describe_corpora
+from ser.corpora import describe_corpora, styles_phrase
 from ser.training.evaluate import summary_table
 
 
@@ -84,7 +84,7 @@ def _limits_and_licence(data: dict) -> list[str]:
     rare = [label for label in ("calm", "surprise")
             if sum(label in v for v in classes.values()) <= 2]
     lines = ["## Limits", "",
-             f"- Trained on {' and '.join(corpora['styles'])} speech in "
+             f"- Trained on {styles_phrase(corpora['styles'])} in "
              f"{' and '.join(corpora['languages'])} ({', '.join(data['corpora'])}); spontaneous "
              "speech, other languages, children, noisy or far-field audio will score lower."]
     for label in rare:
