@@ -51,8 +51,12 @@ def server():
 
 
 def _recording() -> np.ndarray:
+    """3 s of silence first: the fake microphone plays from the moment the page asks for it,
+    and the page's audio reaches the server only once its WebSocket is open (a loaded machine
+    may take a second or more), so no speech may fall in that time."""
     gap = np.zeros(16_000, np.float32)
-    return np.concatenate([gap, speech(0.8), gap, gap, speech(1.0, 0.7), gap, gap, speech(1.3), gap, gap])
+    return np.concatenate([gap, gap, gap, speech(0.8), gap, gap, speech(1.0, 0.7), gap, gap,
+                           speech(1.3), gap, gap])
 
 
 def test_live_page_with_a_fake_microphone_shows_the_files_utterances(server, tmp_path):
@@ -84,15 +88,15 @@ def test_live_page_with_a_fake_microphone_shows_the_files_utterances(server, tmp
             summary = page.locator("#summary").inner_text()
         finally:
             browser.close()
-    assert len(shown) == len(expected.segments)
+    assert len(shown) == len(expected.segments), (shown, expected.segments)
     # The same emotions where the offline answer is clear: the browser's capture (resampled to
     # its own rate and back) moves a borderline one (angry 0.45 / happy 0.39 here).
     clear = [i for i, s in enumerate(expected.segments)
              if np.diff(sorted(s.probabilities.values())[-2:])[0] >= 0.15]
     assert len(clear) >= 2
-    assert [shown[i][2] for i in clear] == [expected.segments[i].emotion for i in clear]
+    assert [shown[i][2] for i in clear] == [expected.segments[i].emotion for i in clear], shown
     # The page's clock starts when the microphone is connected, a moment after the file starts.
-    offset = shown[0][0] - expected.segments[0].start_s
+    offset = float(np.median([a[0] - s.start_s for a, s in zip(shown, expected.segments)]))
     for (start, end, _), s in zip(shown, expected.segments):  # within a few 32-ms detector steps
-        assert abs(start - s.start_s - offset) < 0.2 and abs(end - s.end_s - offset) < 0.2
+        assert abs(start - s.start_s - offset) < 0.2 and abs(end - s.end_s - offset) < 0.2, (shown, offset)
     assert "Summary:" in summary and "3 utterance(s)" in summary
