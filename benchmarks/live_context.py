@@ -46,7 +46,7 @@ def analyse(rec, y, context_after_s: float):
 
     units = list(stream_units([y], rec.feature_config, clip_first=False,
                               context_after_s=context_after_s))
-    probs = rec._unit_probabilities(units)
+    probs = rec._unit_answers(units)[0]
     return [(u.start_s, u.end_s, rec.labels[int(p.argmax())]) for u, p in zip(units, probs)]
 
 

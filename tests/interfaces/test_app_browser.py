@@ -5,11 +5,7 @@ Chromium's fake microphone (fed from a WAV file); saves screenshots to test-arti
 """
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 import time
-import urllib.request
 from pathlib import Path
 
 import pytest
@@ -17,39 +13,14 @@ import soundfile as sf
 
 import numpy as np
 
-from ..conftest import free_port, speech, tone
-
-CHROMIUM = "/usr/bin/chromium"
-ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
-
-if not Path(CHROMIUM).exists():
-    if os.environ.get("CI"):
-        raise RuntimeError("CI must install Debian's chromium for the browser test")
-    pytest.skip("Debian's chromium is not installed", allow_module_level=True)
-sync_api = pytest.importorskip("playwright.sync_api")
-
+from ..conftest import speech, tone
+from .browser import ARTIFACTS, CHROMIUM, ser_server, sync_api
 
 
 @pytest.fixture(scope="module")
 def server():
-    port = free_port()
-    ser = Path(sys.executable).with_name("ser")
-    proc = subprocess.Popen([str(ser), "app", "--port", str(port)],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.time() + 60
-    while time.time() < deadline:
-        try:
-            if urllib.request.urlopen(f"{url}/_stcore/health", timeout=2).status == 200:
-                break
-        except OSError:
-            time.sleep(0.5)
-    else:
-        proc.kill()
-        pytest.fail("the app server did not start within 60 s")
-    yield url
-    proc.terminate()
-    proc.wait(timeout=20)
+    with ser_server("app", "/_stcore/health", 60, "the app server") as url:
+        yield url
 
 
 LAUNCH_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",

@@ -4,50 +4,20 @@ WS /v1/stream, and the utterances on the page equal the file's offline analysis.
 to test-artifacts/."""
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-import time
-import urllib.request
-from pathlib import Path
-
 import numpy as np
 import pytest
 import soundfile as sf
 
-from ..conftest import free_port, speech
+from ..conftest import speech
+from .browser import ARTIFACTS, CHROMIUM, ser_server, sync_api
 
-CHROMIUM = "/usr/bin/chromium"
-ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
-
-if not Path(CHROMIUM).exists():
-    if os.environ.get("CI"):
-        raise RuntimeError("CI must install Debian's chromium for the browser test")
-    pytest.skip("Debian's chromium is not installed", allow_module_level=True)
-sync_api = pytest.importorskip("playwright.sync_api")
 pytest.importorskip("websockets")
 
 
 @pytest.fixture(scope="module")
 def server():
-    port = free_port()
-    ser = Path(sys.executable).with_name("ser")
-    proc = subprocess.Popen([str(ser), "serve", "--port", str(port)],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.time() + 90
-    while time.time() < deadline:
-        try:
-            if urllib.request.urlopen(f"{url}/v1/health", timeout=2).status == 200:
-                break
-        except OSError:
-            time.sleep(0.5)
-    else:
-        proc.kill()
-        pytest.fail("the API server did not start within 90 s")
-    yield url
-    proc.terminate()
-    proc.wait(timeout=20)
+    with ser_server("serve", "/v1/health", 90, "the API server") as url:
+        yield url
 
 
 def _recording() -> np.ndarray:

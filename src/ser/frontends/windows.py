@@ -272,49 +272,51 @@ def stream_units(blocks: Iterable[np.ndarray], config: FeatureConfig,
             last_interim = now
             yield interim(now - window, now, (max(speech_from - segmenter.pad, now - window), now))
 
+    def context_end(s: int, e: int, lo: int, final: bool) -> int | None:
+        """Where the context after the utterance (s, e) ends, or None while that is open.
+        Where the next utterance starts bounds it (the context stops half-way to it): known
+        when that one has closed (or follows a cut); else, once nothing can start within
+        twice the context, the context is whole anyway (the detector releases an utterance as
+        soon as nothing can merge with it, so a pause of ~2 s is enough to report it)."""
+        if len(waiting) > 1:
+            following = waiting[1][0]
+        elif segmenter.held is not None or segmenter.open_is_speech or (
+                segmenter.cut_at is not None and segmenter.start is not None):
+            following = segmenter.start_sample
+        elif final:
+            return min(e + after, info.samples)
+        elif segmenter.next_start_bound() >= e + 2 * after or (
+                info.samples >= e + after and same_either_way(s, e, lo)):
+            return e + after
+        else:
+            return None
+        return min(e + after, (e + following) // 2)
+
+    def same_either_way(s: int, e: int, lo: int) -> bool:
+        """Whether the windows are the same at both possible ends of the context (between
+        half-way to the earliest next start and e + after): then every end between gives
+        that window (the quiet after the speech is trimmed either way), and the utterance is
+        reported ~1 s after its speech instead of ~2 s, exactly as if the next start were known."""
+        earliest = min(e + after, max(e, (e + segmenter.next_start_bound()) // 2))
+        whole, shortest = (utterance_units(buffer[lo - buffer_start : end - buffer_start], s, config,
+                                           max_clip_s, (s - lo, end - e))
+                           for end in (e + after, earliest))
+        return all(np.array_equal(a.window, b.window) for a, b in zip(whole, shortest))
+
     def ready(final: bool):
         """Units of the waiting utterances whose context after them is known."""
         nonlocal previous_end
         while waiting:
             s, e = waiting[0]
-            # Where the next utterance starts bounds this one's context after it. Known when
-            # it has closed (or follows a cut); else, once nothing can start within twice the
-            # context, the context is whole anyway (the detector releases an utterance as
-            # soon as nothing can merge with it, so a pause of ~2 s is enough to report it).
-            if len(waiting) > 1:
-                following = waiting[1][0]
-            elif segmenter.held is not None or segmenter.open_is_speech or (
-                    segmenter.cut_at is not None and segmenter.start is not None):
-                following = segmenter.start_sample
-            elif final:
-                following = None
-            elif segmenter.next_start_bound() >= e + 2 * after:
-                following = e + 2 * after  # the context after it: e + after, whole
-            elif info.samples >= e + after:
-                following = -1  # the context may still stop short: see below
-            else:
-                return
             lo = max(s - context, (previous_end + s + 1) // 2, buffer_start)
-            if following == -1:
-                # Its context ends between half-way to the earliest next start and e + after.
-                # When the windows at both ends are the same (the quiet after the speech is
-                # trimmed either way), every end between gives that window: report it now,
-                # ~1 s after the speech instead of ~2 s, exactly as if the next start were known.
-                earliest = min(e + after, max(e, (e + segmenter.next_start_bound()) // 2))
-                units = utterance_units(buffer[lo - buffer_start : e + after - buffer_start], s,
-                                        config, max_clip_s, (s - lo, after))
-                shortest = utterance_units(buffer[lo - buffer_start : earliest - buffer_start], s,
-                                           config, max_clip_s, (s - lo, earliest - e))
-                if not all(np.array_equal(a.window, b.window) for a, b in zip(units, shortest)):
-                    return
-            else:
-                hi = min(e + after, info.samples if following is None else (e + following) // 2)
-                units = utterance_units(buffer[lo - buffer_start : hi - buffer_start], s, config,
-                                        max_clip_s, (s - lo, hi - e))
+            hi = context_end(s, e, lo, final)
+            if hi is None:
+                return
             waiting.pop(0)
             info.utterances.append((s, e))
             previous_end = e
-            yield from units
+            yield from utterance_units(buffer[lo - buffer_start : hi - buffer_start], s, config,
+                                       max_clip_s, (s - lo, hi - e))
 
     def chained():
         yield from head

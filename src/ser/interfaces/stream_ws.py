@@ -96,8 +96,13 @@ class _Stream:
         """A frame's samples (a compressed stream's: in a worker thread, the decoder waits)."""
         if self.decoder is None:
             return _pcm(data, self.fmt, self.channels)
+        return self._decoded(lambda: self.decoder.feed(data))
+
+    def _decoded(self, call) -> np.ndarray:
+        """The decoder's samples (``feed`` or ``close``); the session starts once the
+        compressed stream has told its rate."""
         try:
-            samples = self.decoder.feed(data)
+            samples = call()
         except AudioError as exc:
             raise StreamClosed(1007, str(exc)) from None
         if self.session is None and self.decoder.sample_rate:
@@ -128,13 +133,7 @@ class _Stream:
         """Runs in a worker thread: what is left, then the final events and the summary."""
         events = []
         if self.decoder is not None and not self.decoder.closed:
-            try:
-                rest = self.decoder.close()
-            except AudioError as exc:
-                raise StreamClosed(1007, str(exc)) from None
-            if self.session is None and self.decoder.sample_rate:
-                self.rate = self.decoder.sample_rate
-                self.session = self.recognizer.stream(self.rate)
+            rest = self._decoded(self.decoder.close)
             try:
                 self.add(rest)
             except StreamClosed:

@@ -207,9 +207,6 @@ class EmotionRecognizer:
         windows = _windows(units, self.feature_config.window_samples)
         return self._answers(self.frontend.window_inputs(windows, self.feature_config, self._encoder))
 
-    def _unit_probabilities(self, units) -> np.ndarray:
-        return self._unit_answers(units)[0]
-
     def _stream(self, source, sample_rate, max_clip_s, max_duration_s, on_progress=None,
                 path: str | None = None) -> Prediction:
         """Decode, find speech and analyse block by block: memory stays that of a few blocks and
