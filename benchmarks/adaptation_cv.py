@@ -90,11 +90,67 @@ def sessions(records, idx, mix, labels):
     return out
 
 
+def reference_cv(records, x, y, labels, folds, counts, shrink):
+    """The offset from reference speech the user marks neutral: K of the test speaker's neutral
+    clips (left out of the scoring), mean minus the training neutral mean with offsets removed,
+    shrunk K/(K+shrink); the head trained with true-label offsets. Scored on every other clip of
+    speakers with more than K neutral clips, beside the plain head on the same clips."""
+    n_classes = len(labels)
+    neutral = labels.index("neutral")
+    spk = np.array([f"{r.corpus}:{r.speaker}" for r in records])
+    rng = np.random.default_rng(0)
+    right = {(v, k): np.zeros(len(records)) for v in ("plain", "reference") for k in counts}
+    scored = {k: np.zeros(len(records), bool) for k in counts}
+    for f, test in enumerate(folds):
+        train = np.setdiff1d(np.arange(len(records)), test)
+        mean, std = x[train].mean(0), x[train].std(0) + 1e-5
+        z = (x - mean) / std
+        mu = class_means(z[train], y[train], n_classes)
+        off = np.zeros_like(z)
+        for s in np.unique(spk[train]):
+            members = train[spk[train] == s]
+            off[members] = (z[members] - mu[y[members]]).mean(0)
+        plain = head(z[train], y[train], n_classes)
+        adapted = head(z[train] - off[train], y[train], n_classes)
+        mu_neutral = class_means(z[train] - off[train], y[train], n_classes)[neutral]
+        for s in np.unique(spk[test]):
+            members = test[spk[test] == s]
+            calm = rng.permutation(members[y[members] == neutral])
+            for k in counts:
+                if len(calm) <= k:
+                    continue
+                ref, rest = calm[:k], np.setdiff1d(members, calm[:k])
+                shift = (z[ref].mean(0) - mu_neutral) * k / (k + shrink)
+                scored[k][rest] = True
+                right[("plain", k)][rest] = plain.predict(z[rest]) == y[rest]
+                right[("reference", k)][rest] = adapted.predict(z[rest] - shift) == y[rest]
+        print(f"fold {f + 1}/{len(folds)} done", flush=True)
+    corpus = np.array([r.corpus for r in records])
+    print(f"\n{len(records)} clips, {len(folds)} folds by speaker, seed 0, shrink {shrink:g}; WA % "
+          "of the clips that are not references")
+    print("| reference clips | variant | " + " | ".join(CORPORA_USED) + " | all |\n|---|---|"
+          + "---|" * (len(CORPORA_USED) + 1))
+    for k in counts:
+        for v in ("plain", "reference"):
+            cells = [100 * right[(v, k)][(corpus == c) & scored[k]].mean() if np.any((corpus == c) & scored[k])
+                     else float("nan") for c in CORPORA_USED]
+            cells.append(100 * right[(v, k)][scored[k]].mean())
+            print(f"| {k} | {v} | " + " | ".join(f"{c:.1f}" for c in cells) + " |")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--corpora", type=__import__("pathlib").Path, default=CORPORA)
     ap.add_argument("--shrink", type=float, default=5.0)
     ap.add_argument("--folds", type=int, default=5)
+    ap.add_argument("--emotion-dims", type=int, nargs="*", default=[],
+                    help="also the 'invariant' variant with these numbers of emotion directions")
+    ap.add_argument("--variants", nargs="+", default=["plain", "mean", "expected"])
+    ap.add_argument("--gates", type=float, nargs="*", default=[],
+                    help="also 'gated-T': mean removal only for sessions whose plain answers' top "
+                         "emotion holds under this share (needs plain and mean)")
+    ap.add_argument("--reference", type=int, nargs="*", default=[],
+                    help="instead: the offset from this many of the speaker's neutral clips")
     args = ap.parse_args()
     from ser.training.splits import speaker_folds
 
@@ -103,8 +159,12 @@ def main() -> None:
     y = np.array([labels.index(r.label) for r in records])
     n_classes = len(labels)
     folds = speaker_folds(records, args.folds, seed=0)
+    if args.reference:
+        reference_cv(records, x, y, labels, folds, args.reference, args.shrink)
+        return
     mixes = ("balanced", "skewed", "single-emotion")
-    variants = ("plain", "mean", "expected")
+    variants = (tuple(args.variants) + tuple(f"invariant-{r}" for r in args.emotion_dims)
+                + tuple(f"gated-{t:g}" for t in args.gates))
     right = {(v, m): np.zeros(len(records)) for v in variants for m in mixes}
     seen = {m: np.zeros(len(records), bool) for m in mixes}
     for k, test in enumerate(folds):
@@ -119,20 +179,47 @@ def main() -> None:
             members = train[spk[train] == s]
             off_mean[members] = z[members].mean(0)
             off_exp[members] = (z[members] - mu[y[members]]).mean(0)
-        models = {"plain": head(z[train], y[train], n_classes),
-                  "mean": head(z[train] - off_mean[train], y[train], n_classes),
-                  "expected": head(z[train] - off_exp[train], y[train], n_classes)}
+        fits = {"plain": lambda: head(z[train], y[train], n_classes),
+                "mean": lambda: head(z[train] - off_mean[train], y[train], n_classes),
+                "expected": lambda: head(z[train] - off_exp[train], y[train], n_classes)}
+        models = {v: fits[v]() for v in args.variants}
+        # invariant-r: the offset is the speaker's mean with the r directions along which
+        # emotion moves a speaker's states (PCA of his emotion-class means minus his mean)
+        # projected out, so a session that holds one emotion keeps it.
+        keep = {}
+        for r in args.emotion_dims:
+            cells = []
+            for s in np.unique(spk[train]):
+                members = train[spk[train] == s]
+                m = z[members].mean(0)
+                cells += [z[members[y[members] == c]].mean(0) - m for c in np.unique(y[members])]
+            _, _, vt = np.linalg.svd(np.asarray(cells), full_matrices=False)
+            basis = vt[:r]
+            keep[r] = basis
+            off = off_mean[train] - (off_mean[train] @ basis.T) @ basis
+            models[f"invariant-{r}"] = head(z[train] - off, y[train], n_classes)
         mu_e = class_means(z[train] - off_exp[train], y[train], n_classes)
         for mix in mixes:
             for session in sessions(records, test, mix, labels):
                 session = np.array(session)
                 zs, n = z[session], len(session)
                 seen[mix][session] = True
-                right[("plain", mix)][session] = models["plain"].predict(zs) == y[session]
+                if "plain" in models:
+                    plain = models["plain"].predict(zs)
+                    right[("plain", mix)][session] = plain == y[session]
                 shift = zs.mean(0) * n / (n + args.shrink)
-                right[("mean", mix)][session] = models["mean"].predict(zs - shift) == y[session]
-                shift = expected_offset(models["expected"], zs, mu_e, args.shrink)
-                right[("expected", mix)][session] = models["expected"].predict(zs - shift) == y[session]
+                if "mean" in models:
+                    right[("mean", mix)][session] = models["mean"].predict(zs - shift) == y[session]
+                for t in args.gates:  # adapt only sessions whose plain answers are spread
+                    top = np.bincount(plain).max() / n
+                    right[(f"gated-{t:g}", mix)][session] = right[("mean" if top < t else "plain", mix)][session]
+                for r, basis in keep.items():
+                    inv = shift - (shift @ basis.T) @ basis
+                    right[(f"invariant-{r}", mix)][session] = (
+                        models[f"invariant-{r}"].predict(zs - inv) == y[session])
+                if "expected" in models:
+                    shift = expected_offset(models["expected"], zs, mu_e, args.shrink)
+                    right[("expected", mix)][session] = models["expected"].predict(zs - shift) == y[session]
         print(f"fold {k + 1}/{len(folds)} done ({time.perf_counter() - started:.0f} s)", flush=True)
     corpus = np.array([r.corpus for r in records])
     print(f"\n{len(records)} clips, {args.folds} folds by speaker, seed 0, shrink {args.shrink:g}; WA %")

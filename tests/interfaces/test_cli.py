@@ -194,3 +194,36 @@ def test_non_audio_bytes_fail_in_one_line_each_without_decoder_chatter(tmp_path)
     assert lines[0].startswith(f"ser: error: {png}: ")
     assert lines[1] == f"ser: error: {noise}: not a recognised audio file"
     assert lines[2] == "ser: 2 of 2 files failed"
+
+
+def test_predict_speakers_file_answers_each_speakers_files_together(corpora, tmp_path, capsys):
+    import json
+
+    folder = corpora / "ravdess" / "Actor_06"
+    clips = [str(folder / f"03-01-{e:02d}-02-01-01-06.flac") for e in range(2, 9)]
+    other = str(corpora / "ravdess" / "Actor_07" / "03-01-03-02-01-01-07.flac")
+    table = tmp_path / "speakers.csv"
+    table.write_text("path,speaker,note\n" + "".join(f"{c},actor6,x\n" for c in clips)
+                     + "elsewhere.wav,nobody,\n")
+    assert main(["predict", *clips, other, "--speakers", str(table), "--format", "jsonl"]) == 0
+    out, err = capsys.readouterr()
+    rows = [json.loads(line) for line in out.splitlines()]
+    assert [r["path"] for r in rows] == [*clips, other]
+    spoken = [r for r in rows[:-1] if r["emotion"] != "no_speech"]  # one clip may be refused
+    assert len(spoken) >= 5 and len({r["emotion"] for r in spoken}) >= 4  # spread: adapted
+    assert all(r["adapted"] and r["adapted_utterances"] == len(spoken) for r in spoken)
+    assert rows[-1]["adapted"] is False and rows[-1]["adapted_utterances"] == 0
+    assert "1 of the 8 paths" in err and "not among the inputs" in err
+    # Without the file, each clip is answered alone.
+    assert main(["predict", *clips[:2], "--format", "jsonl"]) == 0
+    assert not any(json.loads(line)["adapted"] for line in capsys.readouterr().out.splitlines())
+    # A file without the columns, and Ray, are one line each.
+    bad = tmp_path / "bad.csv"
+    bad.write_text("file,who\na.wav,x\n")
+    assert main(["predict", *clips[:1], "--speakers", str(bad)]) == 1
+    assert "needs the columns path and speaker" in capsys.readouterr().err
+    from ser.common import ConfigError
+    from ser.serving import batch
+
+    with pytest.raises(ConfigError, match="local engine"):
+        batch.run(clips[:1], engine="ray", speakers={clips[0]: "actor6"})

@@ -24,7 +24,7 @@ from ser.serving.inference import PREDICTION_FIELDS  # noqa: E402
 # model and model_version).
 CONTRACT_KEYS = {"path", "emotion", "confidence", "uncertain", "probabilities", "duration_s",
                  "speech_s", "emotion_shares", "segments", "warnings", "summary", "summary_share",
-                 "model", "model_version"}
+                 "adapted", "adapted_utterances", "model", "model_version"}
 
 
 @pytest.fixture(scope="module")

@@ -42,12 +42,15 @@ def _feed(session, y, sizes):
     return events + session.close()
 
 
-def _check_same(events, reference):
+def _check_same(events, reference, plain=None):
+    """Utterance events as the segments of ``plain`` (the reference without session adaptation:
+    an event goes out as its utterance ends), the summary as ``reference``."""
+    plain = plain or reference
     utterances = [e for e in events if e["type"] == "utterance"]
     assert events[-1]["type"] == "summary" and events.count(events[-1]) == 1
     assert [(e["start_s"], e["end_s"], e["emotion"]) for e in utterances] == [
-        (round(s.start_s, 3), round(s.end_s, 3), s.emotion) for s in reference.segments]
-    for e, s in zip(utterances, reference.segments):
+        (round(s.start_s, 3), round(s.end_s, 3), s.emotion) for s in plain.segments]
+    for e, s in zip(utterances, plain.segments):
         for k, v in s.probabilities.items():
             assert abs(e["probabilities"][k] - v) <= 1e-4
     summary, expected = dict(events[-1]), reference.to_dict()
@@ -62,10 +65,15 @@ def test_a_corpus_recording_fed_in_pieces_of_any_size_equals_predict(rec, corpor
     y = _corpus_recording(corpora)
     reference = rec.predict(y, sample_rate=16_000)
     assert len(reference.segments) >= 8 and len({s.emotion for s in reference.segments}) >= 2
+    # Several speakers and emotions: the whole recording is adapted, in predict and the summary.
+    assert reference.adapted_utterances == len(reference.segments)
+    plain = EmotionRecognizer.load("default")
+    plain.adaptation = None
+    plain = plain.predict(y, sample_rate=16_000)
     rng = np.random.default_rng(1)
     for sizes in ([320] * (len(y) // 320 + 1),  # 20-ms frames, as a microphone sends them
                   list(rng.integers(16, 8_000, size=len(y) // 16 + 1))):  # 1-500 ms at random
-        _check_same(_feed(rec.stream(16_000), y, sizes), reference)
+        _check_same(_feed(rec.stream(16_000), y, sizes), reference, plain)
 
 
 def _fed(session, y, piece: int = 320) -> list[dict]:

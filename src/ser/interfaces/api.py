@@ -193,10 +193,15 @@ def _schemas():
         warnings: list[str] = Field(description='"truncated": the file ended before its header '
                                                 "said; what decoded cleanly was analysed")
         summary: str = Field(description="what to read first: the emotion, or \"mixed\" for a "
-                                         "recording in which no emotion has 70% of the speaking "
+                                         "recording in which no emotion has 60% of the speaking "
                                          "time, or no_speech")
         summary_share: float = Field(description="share of the speaking time of the summary's "
                                                  "emotion (the largest share when mixed)")
+        adapted: bool = Field(description="answered adapted to its speaker: the recording's own "
+                                          "utterances (or the files given the same speaker) had "
+                                          "spread emotions, so their mean voice was removed")
+        adapted_utterances: int = Field(description="utterances of the session it was adapted "
+                                                    "over (0: not adapted)")
         model: str = Field(description="the model that answered: a shipped model's name or the "
                                        "bundle folder's name")
         model_version: str = Field(description="the exact model: 12 hex digits of the sha256 of "

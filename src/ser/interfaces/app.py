@@ -277,6 +277,9 @@ def headline(result) -> None:
     col2.metric(f"Speaking time that is {largest}", f"{100 * result.summary_share:.0f}%")
     col3.metric("Utterances", str(len(result.segments)))
     speech = f"{result.speech_s:.0f} s of speech in {result.duration_s:.0f} s"
+    if result.adapted_utterances:
+        speech += (f"; adapted to the speaker: the emotions of its {result.adapted_utterances} "
+                   "utterances vary, so their average voice was set aside")
     if result.summary == MIXED:
         st.info(f"Mixed: no emotion holds {100 * DOMINANT_SHARE:.0f}% of the speaking time "
                 f"(largest: {top}; {speech}). See each utterance in the timeline.")

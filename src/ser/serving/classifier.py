@@ -5,7 +5,7 @@ softmax with the bundle's temperature) and the :class:`Scaler` it standardises w
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -76,3 +76,52 @@ class SpeechGate:
 
     def accepts(self, x: np.ndarray) -> np.ndarray:
         return self.speech_probability(x) >= self.threshold
+
+
+@dataclass
+class Session:
+    """What adapting over a session needs of its units, in bounded memory: the plain head's
+    probabilities, the adapted head's logits before the session's offset (a row per unit) and
+    the sum of the units' standardised inputs."""
+
+    plain: np.ndarray
+    logits: np.ndarray
+    input_sum: np.ndarray = field(repr=False)
+
+    def __len__(self) -> int:
+        return len(self.plain)
+
+    @classmethod
+    def joined(cls, sessions: list["Session"]) -> "Session":
+        return cls(np.concatenate([s.plain for s in sessions]), np.concatenate([s.logits for s in sessions]),
+                   np.sum([s.input_sum for s in sessions], axis=0))
+
+
+class SessionAdaptation:
+    """A bundle's session adaptation (``ser.training.adaptation`` fits it): a second head,
+    trained on states with each training speaker's mean removed, answers a session's units with
+    the session's mean standardised input removed, shrunk toward none by n / (n + shrink). Only
+    for sessions whose plain answers are spread — the plain top emotion holds under
+    ``below_share`` of the units: a session's mean is its speaker's voice and microphone only
+    when his emotions vary, and a speaker angry the whole time must stay angry."""
+
+    def __init__(self, config: dict, scaler: Scaler):
+        self.weights = np.asarray(config["weights"], np.float32)  # (labels, inputs)
+        self.bias = np.asarray(config["bias"], np.float32)
+        self.temperature = float(config["temperature"])
+        self.shrink = float(config["shrink"])
+        self.below_share = float(config["below_share"])
+        self.scaler = scaler
+
+    def session(self, x: np.ndarray, plain: np.ndarray) -> Session:
+        """The session of model inputs ``x`` whose plain probabilities are ``plain``."""
+        z = self.scaler.transform(x).reshape(len(x), -1)
+        return Session(plain, z @ self.weights.T + self.bias, z.sum(0, dtype=np.float64))
+
+    def applies(self, session: Session) -> bool:
+        n = len(session)
+        return n >= 2 and np.bincount(session.plain.argmax(1)).max() / n < self.below_share
+
+    def probabilities(self, session: Session) -> np.ndarray:
+        offset = (session.input_sum / (len(session) + self.shrink)).astype(np.float32)
+        return softmax(session.logits - offset @ self.weights.T, self.temperature)

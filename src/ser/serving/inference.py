@@ -25,7 +25,7 @@ import numpy as np
 
 from ser.audio import DEFAULT_MAX_DURATION_S, AudioError, AudioSource, decode
 from ser.serving.bundle import BundleInfo, read_bundle, resolve_model
-from ser.serving.classifier import OnnxClassifier, SpeechGate
+from ser.serving.classifier import OnnxClassifier, Session, SessionAdaptation, SpeechGate
 from ser.common import NO_SPEECH
 from ser.frontends.registry import FRONTENDS, frontend_of
 from ser.frontends.features import FeatureConfig
@@ -109,6 +109,9 @@ class EmotionRecognizer:
         # With a gate, a word-length input the detector misses is looked at again with silence
         # around it (Silero needs a little before a word's onset); the gate then judges it.
         self.short_pad_s = SHORT_PAD_S if self.gate is not None else 0.0
+        adaptation = bundle.config.get("session_adaptation")
+        self.adaptation = (SessionAdaptation(adaptation, self.classifier.scaler) if adaptation
+                           else None)
         self.frontend = frontend_of(bundle)
         self._featurise = self.frontend.in_workers
         self._encoder = self.frontend.load(threads)  # None for features made in the workers
@@ -160,7 +163,8 @@ class EmotionRecognizer:
         pass of all their windows through the front end and the head."""
         preps = [prep for prep, _ in items if not isinstance(prep, AudioError)]
         inputs = [prep.inputs for prep in preps if len(prep.inputs)]
-        probs, keep = (self._answers(self._model_inputs(np.concatenate(inputs))) if inputs
+        x = self._model_inputs(np.concatenate(inputs)) if inputs else None
+        probs, keep = (self._answers(x) if inputs
                        else (np.zeros((0, len(self.labels)), np.float32), np.zeros(0, bool)))
         out, start = [], 0
         for prep, path in items:
@@ -169,11 +173,12 @@ class EmotionRecognizer:
                 continue
             n = len(prep.inputs)
             mine, kept = probs[start : start + n], keep[start : start + n]
+            session = self._session(x[start : start + n][kept], mine[kept]) if n else None
             start += n
             spans = [span for span, k in zip(prep.spans, kept) if k]
             speech_s = sum(s for s, k in zip(prep.unit_speech_s, kept) if k)
             out.append(self._result(spans, mine[kept], prep.duration_s, speech_s,
-                                    prep.warnings, path))
+                                    prep.warnings, path, session))
         return out
 
     def _answers(self, inputs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -183,8 +188,20 @@ class EmotionRecognizer:
         keep = self.gate.accepts(inputs) if self.gate is not None else np.ones(len(probs), bool)
         return probs, keep
 
+    def _session(self, inputs: np.ndarray, probs: np.ndarray) -> Session | None:
+        """What session adaptation needs of analysed units (None for a bundle without it)."""
+        return self.adaptation.session(inputs, probs) if self.adaptation is not None else None
+
     def _result(self, spans, probs: np.ndarray, duration_s: float, speech_s: float, warnings_,
-                path: str | None) -> Prediction:
+                path: str | None, session: Session | None = None) -> Prediction:
+        """A prediction; a recording whose utterances qualify is answered adapted over them."""
+        adapted = 0
+        if session is not None and self.adaptation.applies(session):
+            probs, adapted = self.adaptation.probabilities(session), len(session)
+        return self._prediction(spans, probs, duration_s, speech_s, warnings_, path, session, adapted)
+
+    def _prediction(self, spans, probs, duration_s, speech_s, warnings_, path, session,
+                    adapted: int) -> Prediction:
         if not len(probs):
             zeros = {label: 0.0 for label in self.labels}
             return Prediction(NO_SPEECH, 0.0, zeros, duration_s, [], path, warnings=list(warnings_),
@@ -200,12 +217,40 @@ class EmotionRecognizer:
         i = int(mean.argmax())
         return Prediction(self.labels[i], float(mean[i]), dict(zip(self.labels, map(float, mean))),
                           duration_s, segments, path, uncertain=bool(mean[i] < self.uncertain_below),
-                          speech_s=float(speech_s), warnings=list(warnings_), **self.identity)
+                          speech_s=float(speech_s), warnings=list(warnings_), **self.identity,
+                          adapted_utterances=adapted, session=session)
 
-    def _unit_answers(self, units) -> tuple[np.ndarray, np.ndarray]:
-        """The bundle's front end (features, or the encoder), head and gate on placed windows."""
+    def adapt_speakers(self, predictions: Sequence[Prediction]) -> list[Prediction]:
+        """The predictions of files that share a speaker, answered as one session: the files'
+        utterances together decide whether to adapt (their plain answers are spread) and give
+        the offset; each file keeps its own segments. Results without speech, and every result
+        of a bundle without session adaptation, come back as they are."""
+        if self.adaptation is None:
+            return list(predictions)
+        sessions = [p.session for p in predictions if p.has_speech and p.session is not None]
+        if not sessions:
+            return list(predictions)
+        joined = Session.joined(sessions)
+        adapted = len(joined) if self.adaptation.applies(joined) else 0
+        probs = self.adaptation.probabilities(joined) if adapted else joined.plain
+        out, start = [], 0
+        for p in predictions:
+            if not p.has_speech or p.session is None:
+                out.append(p)
+                continue
+            n = len(p.session)
+            spans = [(s.start_s, s.end_s) for s in p.segments]
+            out.append(self._prediction(spans, probs[start : start + n], p.duration_s, p.speech_s,
+                                        p.warnings, p.path, p.session, adapted))
+            start += n
+        return out
+
+    def _unit_answers(self, units) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The bundle's front end (features, or the encoder), head and gate on placed windows:
+        (probabilities, is speech, model inputs)."""
         windows = _windows(units, self.feature_config.window_samples)
-        return self._answers(self.frontend.window_inputs(windows, self.feature_config, self._encoder))
+        x = self.frontend.window_inputs(windows, self.feature_config, self._encoder)
+        return (*self._answers(x), x)
 
     def _stream(self, source, sample_rate, max_clip_s, max_duration_s, on_progress=None,
                 path: str | None = None) -> Prediction:
@@ -223,11 +268,13 @@ class EmotionRecognizer:
                     on_progress(min(0.99, stream.duration_s / stream.declared_s))
                 yield block
 
-        spans, speech_s, parts, batch = [], 0.0, [], []
+        spans, speech_s, parts, sessions, batch = [], 0.0, [], [], []
 
         def flush():
             nonlocal speech_s
-            probs, keep = self._unit_answers(batch)
+            probs, keep, x = self._unit_answers(batch)
+            if self.adaptation is not None and np.any(keep):
+                sessions.append(self._session(x[keep], probs[keep]))
             for unit, k in zip(batch, keep):
                 if k:  # the windows go with their batch; the spans stay
                     spans.append((unit.start_s, unit.end_s))
@@ -243,7 +290,8 @@ class EmotionRecognizer:
         if batch:
             flush()
         probs = np.concatenate(parts) if parts else np.zeros((0, len(self.labels)), np.float32)
-        return self._result(spans, probs, stream.duration_s, speech_s, stream.warnings, path)
+        session = Session.joined(sessions) if sessions else None
+        return self._result(spans, probs, stream.duration_s, speech_s, stream.warnings, path, session)
 
     def stream(self, sample_rate: int = 16_000, *, max_clip_s: float = DEFAULT_MAX_CLIP_S):
         """A live session: ``feed(samples)`` as audio arrives returns the utterances that ended
@@ -285,13 +333,24 @@ class EmotionRecognizer:
         max_duration_s: float | None = DEFAULT_MAX_DURATION_S,
         workers: int | None = None,
         progress: bool = False,
+        speakers: Sequence[str | None] | None = None,
     ) -> Iterable[Prediction | AudioError]:
         """Predict many inputs, in order; decoding and features run in parallel workers.
 
         Yields a :class:`Prediction` per input, or the :class:`AudioError` that input raised:
         one bad file never stops the batch. At most ``4 x workers`` inputs are in flight, so
         memory stays flat however many files there are.
+
+        ``speakers``: one name per input (None: unknown); the inputs of one speaker are answered
+        as one session (:meth:`adapt_speakers`), each once the last of them is done.
         """
+        if speakers is not None:
+            if len(speakers) != len(sources):
+                raise ValueError(f"{len(speakers)} speakers for {len(sources)} inputs")
+            results = self.predict_many(sources, max_clip_s=max_clip_s, max_duration_s=max_duration_s,
+                                        workers=workers, progress=progress)
+            yield from self._in_speaker_sessions(results, speakers)
+            return
         from tqdm.auto import tqdm
 
         from ser.audio import declared_duration
@@ -335,6 +394,31 @@ class EmotionRecognizer:
             bar.close()
             if pool is not None:
                 pool.shutdown(cancel_futures=True)
+
+
+    def _in_speaker_sessions(self, results: Iterable, speakers: Sequence[str | None]) -> Iterable:
+        """``results`` in input order again, those of each named speaker adapted together as
+        soon as the last of them has come (only those wait)."""
+        from collections import Counter
+
+        remaining = Counter(s for s in speakers if s is not None)
+        waiting: dict[str, list] = {}
+        ready: dict[int, Prediction | AudioError] = {}
+        next_out = 0
+        for i, (result, speaker) in enumerate(zip(results, speakers)):
+            if speaker is None or isinstance(result, AudioError):
+                ready[i] = result
+            else:
+                waiting.setdefault(speaker, []).append((i, result))
+            if speaker is not None:
+                remaining[speaker] -= 1
+                if not remaining[speaker] and speaker in waiting:
+                    members = waiting.pop(speaker)
+                    adapted = self.adapt_speakers([r for _, r in members])
+                    ready.update((j, r) for (j, _), r in zip(members, adapted))
+            while next_out in ready:
+                yield ready.pop(next_out)
+                next_out += 1
 
 
 def _bounded_map(pool, fn, jobs, in_flight: int):

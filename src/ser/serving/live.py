@@ -40,6 +40,7 @@ import numpy as np
 
 from ser.audio import AudioError
 from ser.frontends.windows import DEFAULT_MAX_CLIP_S, Detection, stream_units
+from ser.serving.classifier import Session
 from ser.serving.results import Segment
 
 _END = object()
@@ -68,6 +69,7 @@ class LiveSession:
         self.samples_in = 0  # at the model's rate
         self.spans: list[tuple[float, float]] = []
         self.probs: list[np.ndarray] = []
+        self.session: Session | None = None  # what session adaptation needs of the utterances
         self.speech_s = 0.0
         self.closed = False
         self._pieces: queue.Queue = queue.Queue()
@@ -139,7 +141,7 @@ class LiveSession:
         probs = (np.stack(self.probs) if self.probs
                  else np.zeros((0, len(rec.labels)), np.float32))
         duration_s = self.samples_in / rec.feature_config.sample_rate
-        result = rec._result(self.spans, probs, duration_s, self.speech_s, (), None)
+        result = rec._result(self.spans, probs, duration_s, self.speech_s, (), None, self.session)
         return events + [{"type": "summary", **result.to_dict()}]
 
     def abort(self) -> None:
@@ -156,7 +158,7 @@ class LiveSession:
         if not items:
             return []
         rec = self.recognizer
-        answers: dict[int, tuple[np.ndarray, bool]] = {}
+        answers: dict[int, tuple[np.ndarray, bool, np.ndarray]] = {}
         todo = []
         for i, item in enumerate(items):
             if isinstance(item, Detection):
@@ -168,17 +170,17 @@ class LiveSession:
             else:
                 todo.append(i)
         if todo:
-            probs, keep = rec._unit_answers([items[i] for i in todo])
-            for i, p, k in zip(todo, probs, keep):
-                answers[i] = (p, k)
+            probs, keep, x = rec._unit_answers([items[i] for i in todo])
+            for i, p, k, xi in zip(todo, probs, keep, x):
+                answers[i] = (p, k, xi)
                 if not items[i].final:
-                    self._looks.append((items[i].window, (p, k)))
+                    self._looks.append((items[i].window, (p, k, xi)))
         events = []
         for i, item in enumerate(items):
             if isinstance(item, Detection):
                 events.append({"type": item.kind, "time_s": round(item.time_s, 3)})
                 continue
-            p, speech = answers[i]
+            p, speech, x = answers[i]
             if not speech:  # the bundle's gate: not speech (music, a hum the detector took)
                 continue
             top = int(p.argmax())
@@ -186,6 +188,9 @@ class LiveSession:
             if item.final:
                 self.spans.append((item.start_s, item.end_s))
                 self.probs.append(p)
+                if rec.adaptation is not None:  # a running sum: bounded however long the stream
+                    one = rec._session(x[None], p[None])
+                    self.session = one if self.session is None else Session.joined([self.session, one])
                 self.speech_s += item.speech_s
             events.append({
                 "type": "utterance" if item.final else "interim",

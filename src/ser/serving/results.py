@@ -24,9 +24,10 @@ class Segment:
 
 
 #: A recording is named after one emotion when that emotion is the top one of at least this
-#: share of its speaking time; below, it is "mixed". Chosen on recordings built from corpora
-#: the default model never trained on (TESS, nEMO): docs/results.md, "Summary of a recording".
-DOMINANT_SHARE = 0.7
+#: share of its speaking time; below, it is "mixed". Chosen on recordings built from the clips
+#: of speakers the model never heard (out-of-fold answers): docs/results.md, "Summary of a
+#: recording" — at 0.7 a speaker angry the whole time was often called mixed.
+DOMINANT_SHARE = 0.6
 MIXED = "mixed"
 
 
@@ -43,6 +44,10 @@ class Prediction:
     warnings: list[str] = field(default_factory=list)  # "truncated": the file ended early
     model: str | None = None  # the model that answered: its name and exact version
     model_version: str | None = None
+    #: Utterances of the session this answer was adapted over (0: not adapted): a recording's
+    #: own, or those of every file given the same speaker.
+    adapted_utterances: int = 0
+    session: object | None = field(default=None, repr=False, compare=False)  # serving.classifier.Session
 
     @property
     def has_speech(self) -> bool:
@@ -89,6 +94,8 @@ class Prediction:
             "warnings": list(self.warnings),
             "summary": self.summary,
             "summary_share": round(self.summary_share, 4),
+            "adapted": self.adapted_utterances > 0,
+            "adapted_utterances": self.adapted_utterances,
             "model": self.model,
             "model_version": self.model_version,
         }

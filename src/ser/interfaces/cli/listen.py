@@ -87,7 +87,7 @@ class _Printer:
             if event["emotion"] == "no_speech":
                 self.out.write(f"no speech in {event['duration_s']:.1f} s\n")
             else:
-                share = ("no emotion holds 70% of the speaking time" if event["summary"] == "mixed"
+                share = ("no emotion holds 60% of the speaking time" if event["summary"] == "mixed"
                          else f"{100 * event['summary_share']:.0f}% of the speaking time")
                 self.out.write(f"summary: {event['summary']} ({share}); {len(event['segments'])} "
                                f"utterance(s), {event['speech_s']:.1f} s of speech in "

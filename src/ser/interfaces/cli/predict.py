@@ -23,12 +23,13 @@ def cmd_predict(args: argparse.Namespace) -> int:
     sources = batch.expand_inputs([str(p) for p in args.paths], args.from_list)
     if not sources:
         raise ConfigError("no input files (the folders and globs given hold no audio files)")
+    speakers = batch.read_speakers(args.speakers, sources) if args.speakers else None
     rows, failed = batch.run(
         sources, model=args.model, engine=args.engine, output=args.output, fmt=args.format,
         resume=args.resume, restart=args.restart, workers=args.workers, address=args.address, actors=args.actors,
         cpus_per_actor=args.cpus_per_actor, max_clip_s=args.max_clip,
         max_duration_s=args.max_duration, progress=len(sources) > 1 and sys.stderr.isatty(),
-        verbose=args.verbose)
+        verbose=args.verbose, speakers=speakers)
     for row in rows:
         if "error" in row:
             print(f"ser: error: {row['path']}: {row['error']}", file=sys.stderr)
@@ -124,6 +125,10 @@ def add_parsers(sub) -> None:
                         "shares, warnings); csv: scalars and one column per emotion (no segments, "
                         "shares or warnings); parquet: all of it, one fixed schema (ray extra)")
     p.add_argument("--output", type=Path, help="write results to this file")
+    p.add_argument("--speakers", type=Path, default=None,
+                   help="a CSV with columns path,speaker (paths as given here): one speaker's "
+                        "files are answered together, adapted to the speaker when their "
+                        "emotions vary (the JSON's adapted, adapted_utterances)")
     p.add_argument("--resume", action="store_true",
                    help="go on from an earlier run with the same --output, model and settings: "
                         "keep its rows of unchanged files, try its failures again")

@@ -23,6 +23,7 @@ rest, failed rows included. The final output (any format) is written in input or
 
 from __future__ import annotations
 
+import hashlib
 import json
 import time
 from pathlib import Path
@@ -38,6 +39,7 @@ from ser.serving.batch.journal import (  # noqa: F401
 )
 from ser.serving.batch.sources import (  # noqa: F401
     content_hash, error_row, expand_inputs, is_uri, local_path, predict_row, read_source,
+    read_speakers,
 )
 
 
@@ -62,10 +64,13 @@ def run(
     progress: bool = False,
     restart: bool = False,
     verbose: bool = False,
+    speakers: dict[str, str] | None = None,
 ) -> tuple[list[dict], int]:
     """Predict every source; returns (rows in input order, number of failures) and writes the
     output file when one is given. ``resume``: go on from the journal of an earlier run with
-    the same model and settings; ``restart``: discard that journal and start anew."""
+    the same model and settings; ``restart``: discard that journal and start anew.
+    ``speakers``: source -> speaker; one speaker's files are answered as one session
+    (:meth:`EmotionRecognizer.adapt_speakers`; local engine)."""
     if engine not in ENGINES:
         raise ConfigError(f"engine must be one of {', '.join(ENGINES)}, not {engine!r}")
     if fmt not in FORMATS:
@@ -77,9 +82,16 @@ def run(
     if resume and restart:
         raise ConfigError("--resume and --restart exclude each other")
     journal = Path(f"{output}.journal.jsonl") if output is not None else None
+    if speakers and engine != "local":
+        raise ConfigError("--speakers runs on the local engine (a speaker's files are answered "
+                          "together, on one machine)")
     limits = {k: v for k, v in (("max_clip_s", max_clip_s), ("max_duration_s", max_duration_s))
               if v is not None}
-    header = {"journal": JOURNAL_VERSION, **run_identity(model, limits)} if journal else {}
+    settings = dict(limits)
+    if speakers:  # the grouping changes answers: a journal of another grouping is refused
+        digest = hashlib.sha256(json.dumps(sorted(speakers.items())).encode()).hexdigest()[:12]
+        settings["speakers"] = digest
+    header = {"journal": JOURNAL_VERSION, **run_identity(model, settings)} if journal else {}
     if journal is not None and journal.is_file() and not (resume or restart):
         raise ConfigError(f"{output} has the journal of an earlier run ({journal_rows(journal)} "
                           "rows): pass --resume to go on from it, or --restart to start anew")
@@ -92,9 +104,12 @@ def run(
     # Kept: rows of unchanged files that succeeded; failed rows are tried again.
     todo = [s for s in sources if not (s in done and done[s]["sha256"] == hashes.get(s)
                                        and "error" not in done[s]["row"])]
+    if speakers:  # a speaker with any file to do is done again whole: one session
+        again = {speakers[s] for s in todo if s in speakers}
+        todo = [s for s in sources if s in todo or speakers.get(s) in again]
     rows = {s: done[s]["row"] for s in sources if s not in todo}
     if engine == "local":
-        produced = _local_rows(todo, model, workers, limits)
+        produced = _local_rows(todo, model, workers, limits, speakers)
     else:
         produced = _ray_rows(todo, model, address, actors, cpus_per_actor, batch_size, limits,
                              verbose=verbose)

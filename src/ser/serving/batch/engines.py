@@ -44,10 +44,14 @@ def _predictor_class(model: str | None, limits: dict) -> type:
 
 
 def _local_rows(sources: Sequence[str], model: str | None, workers: int | None,
-                limits: dict) -> Iterator[tuple[dict, str | None]]:
+                limits: dict, speakers: dict[str, str] | None = None) -> Iterator[tuple[dict, str | None]]:
+    """Rows in input order; local files named in ``speakers`` are answered per speaker
+    session (a URI is answered alone)."""
     recognizer = EmotionRecognizer.load(model)
-    local = [local_path(s) for s in sources if not is_uri(s)]
-    results = iter(recognizer.predict_many(local, workers=workers, **limits))
+    local = [s for s in sources if not is_uri(s)]
+    named = [speakers.get(s) for s in local] if speakers else None
+    results = iter(recognizer.predict_many([local_path(s) for s in local], workers=workers,
+                                           speakers=named, **limits))
     for source in sources:
         if is_uri(source):
             yield predict_row(recognizer, source, limits)

@@ -49,7 +49,8 @@ def parquet_schema():
         *[(e, pa.float64()) for e in EMOTIONS],
         ("emotion_shares", emotions), ("segments", pa.list_(segment)),
         ("warnings", pa.list_(pa.string())), ("summary", pa.string()),
-        ("summary_share", pa.float64()), ("model", pa.string()), ("model_version", pa.string()),
+        ("summary_share", pa.float64()), ("adapted", pa.bool_()), ("adapted_utterances", pa.int64()),
+        ("model", pa.string()), ("model_version", pa.string()),
         ("error", pa.string()),
     ])
 
@@ -101,7 +102,9 @@ def format_rows(rows: list[dict], fmt: str) -> str:
             lines.append(f"{r['path']:<{width}}  {summary:<10} {'-':>5}  {r['duration_s']:>6.2f}  "
                          f"{r['speech_s']:>8.2f}  {len(segments)}")
             top = ", ".join(f"{e} {v:.0%}" for e, v in shares[:3] if v > 0)
-            lines.append(f"  speaking time: {top}")
+            adapted = (f" (adapted to the speaker over {r['adapted_utterances']} utterances)"
+                       if r.get("adapted") else "")
+            lines.append(f"  speaking time: {top}{adapted}")
             for s in segments:
                 lines.append(f"  {s['start_s']:>8.2f}-{s['end_s']:<8.2f} {s['emotion']:<10} "
                              f"{s['confidence']:.2f}")
@@ -109,5 +112,7 @@ def format_rows(rows: list[dict], fmt: str) -> str:
             emotion = r["emotion"] + ("?" if r.get("uncertain") else "")
             lines.append(f"{r['path']:<{width}}  {emotion:<10} {r['confidence']:>5.2f}  "
                          f"{r['duration_s']:>6.2f}  {r['speech_s']:>8.2f}  {len(segments)}")
+            if r.get("adapted"):  # a clip adapted with the other files of its speaker
+                lines.append(f"  adapted to the speaker over {r['adapted_utterances']} utterances")
         lines += [f"  warning: {w}" for w in r.get("warnings", [])]
     return "\n".join(lines) + "\n" if rows else ""

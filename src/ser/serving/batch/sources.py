@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Sequence
 
 from ser.audio import AudioError, audio_files
+from ser.common import ConfigError
 
 
 def is_uri(source: str) -> bool:
@@ -82,6 +83,31 @@ def predict_row(recognizer, source: str, limits: dict | None = None,
     except (AudioError, OSError) as exc:
         return error_row(source, exc, location), digest
     return {**result.to_dict(), "path": source}, digest
+
+
+def read_speakers(path: Path, sources: Sequence[str]) -> dict[str, str]:
+    """Who speaks in which input, from a CSV with the columns ``path`` and ``speaker`` (others
+    are ignored): the inputs named, as given or as the same local file, mapped to their speaker.
+    Inputs it does not name are answered alone; rows naming no input are reported."""
+    import csv
+
+    try:
+        with open(path, newline="") as f:
+            rows = list(csv.DictReader(f))
+            columns = set(rows[0]) if rows else set()
+    except (OSError, UnicodeDecodeError, csv.Error) as exc:
+        raise ConfigError(f"cannot read the speakers file {path}: {exc}") from exc
+    if not {"path", "speaker"} <= columns:
+        raise ConfigError(f"{path} needs the columns path and speaker (a header line "
+                          f"'path,speaker'); it has {', '.join(sorted(c for c in columns if c)) or 'none'}")
+    key = lambda s: s if is_uri(s) else local_path(s)  # noqa: E731
+    given = {key(r["path"].strip()): r["speaker"].strip() for r in rows if r["path"] and r["speaker"]}
+    mapping = {s: given[key(s)] for s in sources if key(s) in given}
+    unused = len(given) - len({key(s) for s in mapping})
+    if unused:
+        print(f"ser: warning: {unused} of the {len(given)} paths in {path} are not among the inputs",
+              file=sys.stderr)
+    return mapping
 
 
 def expand_inputs(items: Sequence[str], list_file: Path | None = None) -> list[str]:
