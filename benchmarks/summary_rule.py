@@ -39,7 +39,10 @@ def out_of_fold(records, x, labels, folds):
 
 def rules():
     """name -> f(sorted shares, descending) -> named?"""
-    out = {f"share >= {t:.2f}": (lambda t: lambda s: s[0] >= t)(t) for t in (0.5, 0.6, 0.7)}
+    out = {f"share >= {t:.2f}": (lambda t: lambda s: s[0] >= t)(t) for t in (0.5, 0.55, 0.6, 0.65, 0.7)}
+    for floor in (0.45, 0.5):
+        out[f"share >= 0.60, or >= {floor:.2f} and >= 3 x the next"] = (
+            lambda f: lambda s: s[0] >= 0.6 or (s[0] >= f and s[0] >= 3 * (s[1] if len(s) > 1 else 0)))(floor)
     for floor in (0.4, 0.5):
         for ratio in (2.0, 2.5, 3.0):
             out[f"share >= {floor:.2f} and >= {ratio:g} x the next"] = (
