@@ -91,7 +91,9 @@ class _Printer:
                          else f"{100 * event['summary_share']:.0f}% of the speaking time")
                 self.out.write(f"summary: {event['summary']} ({share}); {len(event['segments'])} "
                                f"utterance(s), {event['speech_s']:.1f} s of speech in "
-                               f"{event['duration_s']:.1f} s\n")
+                               f"{event['duration_s']:.1f} s"
+                               + (f"; adapted to the speaker over {event['adapted_utterances']} "
+                                  "utterances" if event.get("adapted") else "") + "\n")
         self.out.flush()
 
 
