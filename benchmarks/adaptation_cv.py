@@ -77,6 +77,9 @@ def sessions(records, idx, mix, labels):
     for members in by_speaker.values():
         if mix == "balanced":
             out.append(members)
+        elif mix == "small":  # a short recording: 5 of his clips at random, 10 draws
+            for _ in range(10):
+                out.append(list(rng.choice(members, min(5, len(members)), replace=False)))
         elif mix == "skewed":
             neutral = [j for j in members if records[j].label == "neutral"]
             other = [j for j in members if records[j].label != "neutral"]
@@ -149,6 +152,8 @@ def main() -> None:
     ap.add_argument("--gates", type=float, nargs="*", default=[],
                     help="also 'gated-T': mean removal only for sessions whose plain answers' top "
                          "emotion holds under this share (needs plain and mean)")
+    ap.add_argument("--small", action="store_true",
+                    help="also 'small' sessions: 5 of a speaker's clips at random, 10 draws")
     ap.add_argument("--reference", type=int, nargs="*", default=[],
                     help="instead: the offset from this many of the speaker's neutral clips")
     args = ap.parse_args()
@@ -162,11 +167,11 @@ def main() -> None:
     if args.reference:
         reference_cv(records, x, y, labels, folds, args.reference, args.shrink)
         return
-    mixes = ("balanced", "skewed", "single-emotion")
+    mixes = ("balanced", "skewed", "single-emotion") + (("small",) if args.small else ())
     variants = (tuple(args.variants) + tuple(f"invariant-{r}" for r in args.emotion_dims)
                 + tuple(f"gated-{t:g}" for t in args.gates))
     right = {(v, m): np.zeros(len(records)) for v in variants for m in mixes}
-    seen = {m: np.zeros(len(records), bool) for m in mixes}
+    seen = {m: np.zeros(len(records)) for m in mixes}
     for k, test in enumerate(folds):
         train = np.setdiff1d(np.arange(len(records)), test)
         mean, std = x[train].mean(0), x[train].std(0) + 1e-5
@@ -203,31 +208,33 @@ def main() -> None:
             for session in sessions(records, test, mix, labels):
                 session = np.array(session)
                 zs, n = z[session], len(session)
-                seen[mix][session] = True
+                np.add.at(seen[mix], session, 1)  # a clip may be in several draws ("small")
+                answers = {}
                 if "plain" in models:
-                    plain = models["plain"].predict(zs)
-                    right[("plain", mix)][session] = plain == y[session]
+                    answers["plain"] = models["plain"].predict(zs)
                 shift = zs.mean(0) * n / (n + args.shrink)
                 if "mean" in models:
-                    right[("mean", mix)][session] = models["mean"].predict(zs - shift) == y[session]
+                    answers["mean"] = models["mean"].predict(zs - shift)
                 for t in args.gates:  # adapt only sessions whose plain answers are spread
-                    top = np.bincount(plain).max() / n
-                    right[(f"gated-{t:g}", mix)][session] = right[("mean" if top < t else "plain", mix)][session]
+                    top = np.bincount(answers["plain"]).max() / n
+                    answers[f"gated-{t:g}"] = answers["mean" if top < t else "plain"]
                 for r, basis in keep.items():
                     inv = shift - (shift @ basis.T) @ basis
-                    right[(f"invariant-{r}", mix)][session] = (
-                        models[f"invariant-{r}"].predict(zs - inv) == y[session])
+                    answers[f"invariant-{r}"] = models[f"invariant-{r}"].predict(zs - inv)
                 if "expected" in models:
                     shift = expected_offset(models["expected"], zs, mu_e, args.shrink)
-                    right[("expected", mix)][session] = models["expected"].predict(zs - shift) == y[session]
+                    answers["expected"] = models["expected"].predict(zs - shift)
+                for v, a in answers.items():
+                    np.add.at(right[(v, mix)], session, a == y[session])
         print(f"fold {k + 1}/{len(folds)} done ({time.perf_counter() - started:.0f} s)", flush=True)
     corpus = np.array([r.corpus for r in records])
     print(f"\n{len(records)} clips, {args.folds} folds by speaker, seed 0, shrink {args.shrink:g}; WA %")
     print("| mix | variant | " + " | ".join(CORPORA_USED) + " | all |\n|---|---|" + "---|" * (len(CORPORA_USED) + 1))
     for mix in mixes:
         for v in variants:
-            cells = [100 * right[(v, mix)][(corpus == c) & seen[mix]].mean() for c in CORPORA_USED]
-            cells.append(100 * right[(v, mix)][seen[mix]].mean())
+            cells = [100 * right[(v, mix)][corpus == c].sum() / seen[mix][corpus == c].sum()
+                     for c in CORPORA_USED]
+            cells.append(100 * right[(v, mix)].sum() / seen[mix].sum())
             print(f"| {mix} | {v} | " + " | ".join(f"{c:.1f}" for c in cells) + " |")
 
 

@@ -262,3 +262,41 @@ def test_client_disconnect_mid_upload_is_one_log_line(random_bundle, caplog):
     assert starts and starts[0]["status"] == 400
     lines = [r for r in caplog.records if r.name == "ser.interfaces.api"]
     assert len(lines) == 1 and "disconnected" in lines[0].getMessage() and lines[0].exc_info is None
+
+
+def test_jobs_of_one_named_speaker_are_answered_over_his_jobs_so_far(corpora):
+    """?speaker=NAME: each job is answered over the utterances of that speaker's jobs so far
+    (adapted once their answers are spread), as EmotionRecognizer.adapt_after chains them;
+    a job without a speaker, and another speaker's, are answered alone."""
+    from ser import EmotionRecognizer
+
+    folder = corpora / "ravdess" / "Actor_08"
+    clips = [folder / f"03-01-{e:02d}-02-01-01-08.flac" for e in (2, 3, 4, 5, 7, 8)]
+    app = create_app(ServerConfig(model="default"))
+    rec = EmotionRecognizer.load("default")
+    with TestClient(app) as c:
+        _wait_ready(c)
+        results = []
+        for clip in clips:
+            r = c.post("/v1/jobs?speaker=actor8", content=clip.read_bytes(),
+                       headers={"content-type": "audio/flac"})
+            assert r.status_code == 202, r.text
+            results.append(_wait_for_job(c, r.json()["id"])["result"])
+        alone = _wait_for_job(c, c.post("/v1/jobs", content=clips[-1].read_bytes(),
+                                        headers={"content-type": "audio/flac"}).json()["id"])["result"]
+        other = _wait_for_job(c, c.post("/v1/jobs?speaker=someone", content=clips[-1].read_bytes(),
+                                        headers={"content-type": "audio/flac"}).json()["id"])["result"]
+        assert c.post("/v1/jobs?speaker=" + "x" * 101, content=clips[0].read_bytes(),
+                      headers={"content-type": "audio/flac"}).status_code == 422
+    earlier, expected = None, []
+    for clip in clips:
+        answer, earlier = rec.adapt_after(rec.predict(str(clip)), earlier)
+        expected.append(answer.to_dict())
+    assert [r["adapted_utterances"] for r in results] == [e["adapted_utterances"] for e in expected]
+    assert results[0]["adapted"] is False and results[-1]["adapted"] is True  # spread by then
+    assert results[-1]["adapted_utterances"] == len(clips)
+    for got, want in zip(results, expected):
+        for k, v in want["probabilities"].items():
+            assert got["probabilities"][k] == pytest.approx(v, abs=1e-4)
+    assert alone["adapted"] is False and other["adapted"] is False
+    assert alone["probabilities"] == other["probabilities"] != results[-1]["probabilities"]

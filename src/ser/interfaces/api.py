@@ -3,7 +3,8 @@
     POST /v1/predict       audio as a multipart upload (field "file") or as the raw body with
                            an audio content type -> the JSON object of ``ser predict --format
                            jsonl``; audio up to ``max_sync_duration_s``
-    POST /v1/jobs          the same input, for long recordings: 202 and a job id
+    POST /v1/jobs          the same input, for long recordings: 202 and a job id; with
+                           ``?speaker=NAME``, answered over that speaker's jobs so far
     GET  /v1/jobs/{id}     status (queued, running, done, failed), progress, result
     GET  /v1/health        "ok" once the model is loaded and warm, "loading" (503) before
     GET  /v1/model         labels, feature config, metrics, versions, limits
@@ -29,7 +30,7 @@ import time
 import uuid
 from dataclasses import dataclass
 
-from fastapi import Request
+from fastapi import Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse
@@ -105,18 +106,22 @@ class Jobs:
     def __init__(self, state: ModelState, config: ServerConfig):
         self.state, self.config = state, config
         self.jobs: dict[str, dict] = {}
+        # A named speaker's session so far (the utterances of his finished jobs) and when it
+        # was last used; it expires like a job's result.
+        self.speakers: dict[str, tuple] = {}
         self.pending: queue.Queue = queue.Queue()
         self.lock = threading.Lock()
         threading.Thread(target=self._work, daemon=True).start()
 
-    def submit(self, data: bytes, name: "str | None") -> "dict | None":
+    def submit(self, data: bytes, name: "str | None", speaker: "str | None" = None) -> "dict | None":
         with self.lock:
             self._expire()
             active = sum(j["status"] in ("queued", "running") for j in self.jobs.values())
             if active >= self.config.max_jobs:
                 return None
             job = {"id": uuid.uuid4().hex, "status": "queued", "progress": 0.0, "name": name,
-                   "created": time.time(), "finished": None, "result": None, "error": None}
+                   "created": time.time(), "finished": None, "result": None, "error": None,
+                   "speaker": speaker}
             self.jobs[job["id"]] = job
         self.pending.put((job["id"], data))
         return job
@@ -131,6 +136,8 @@ class Jobs:
         for job_id in [k for k, j in self.jobs.items()
                        if j["finished"] and now - j["finished"] > self.config.job_ttl_s]:
             del self.jobs[job_id]
+        for name in [k for k, (_, used) in self.speakers.items() if now - used > self.config.job_ttl_s]:
+            del self.speakers[name]
 
     def _work(self) -> None:
         import os
@@ -152,6 +159,11 @@ class Jobs:
                 result = self.state.recognizer.predict(
                     data, max_duration_s=self.config.max_duration_s,
                     on_progress=lambda f: job.__setitem__("progress", round(float(f), 3)))
+                if job["speaker"] is not None:  # one worker: a speaker's jobs in their order
+                    with self.lock:
+                        earlier = self.speakers.get(job["speaker"], (None, 0))[0]
+                        result, now = self.state.recognizer.adapt_after(result, earlier)
+                        self.speakers[job["speaker"]] = (now, time.time())
                 job["result"] = {**result.to_dict(), "path": safe_name(job["name"])}
                 job["status"], job["progress"] = "done", 1.0
             except AudioError as exc:
@@ -279,7 +291,11 @@ def create_app(config: ServerConfig | None = None, recognizer=None):
 
     @app.post("/v1/jobs", status_code=202, response_model=JobOut, responses=errors,
               openapi_extra=AUDIO_BODY)
-    async def submit_job(request: Request):
+    async def submit_job(request: Request, speaker: "str | None" = Query(
+            None, min_length=1, max_length=100,
+            description="who speaks: a speaker's jobs are answered, in the order they were "
+                        "sent, over the utterances of his jobs so far (adapted when their "
+                        "emotions vary; the result's adapted_utterances says over how many)")):
         model_or_503()
         data, name = await _read_body(request, limit_bytes, config.max_upload_mb)
         # Refused now when the container declares its length, not a second after a 202.
@@ -287,7 +303,7 @@ def create_app(config: ServerConfig | None = None, recognizer=None):
         if declared is not None and declared > config.max_duration_s:
             raise BadInput(413, f"audio lasts {declared:.1f} s, over this server's limit of "
                                 f"{config.max_duration_s:g} s (--max-duration)")
-        job = jobs.submit(data, name)
+        job = jobs.submit(data, name, speaker)
         if job is None:
             raise BadInput(429, f"{config.max_jobs} jobs are queued or running: try again later",
                            RETRY_AFTER_S)

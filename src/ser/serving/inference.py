@@ -230,9 +230,7 @@ class EmotionRecognizer:
         sessions = [p.session for p in predictions if p.has_speech and p.session is not None]
         if not sessions:
             return list(predictions)
-        joined = Session.joined(sessions)
-        adapted = len(joined) if self.adaptation.applies(joined) else 0
-        probs = self.adaptation.probabilities(joined) if adapted else joined.plain
+        probs, adapted = self._in_session(Session.joined(sessions))
         out, start = [], 0
         for p in predictions:
             if not p.has_speech or p.session is None:
@@ -244,6 +242,29 @@ class EmotionRecognizer:
                                         p.warnings, p.path, p.session, adapted))
             start += n
         return out
+
+    def adapt_after(self, prediction: Prediction, earlier: Session | None
+                    ) -> tuple[Prediction, Session | None]:
+        """``prediction`` answered as the latest input of a speaker whose earlier inputs'
+        utterances are ``earlier`` (the session an earlier call returned; None at first): the
+        answer, and the speaker's session now. For inputs that come one at a time (HTTP jobs
+        given a speaker); earlier answers are not changed."""
+        if self.adaptation is None or not prediction.has_speech or prediction.session is None:
+            return prediction, earlier
+        joined = Session.joined([s for s in (earlier, prediction.session) if s is not None])
+        probs, adapted = self._in_session(joined)
+        spans = [(s.start_s, s.end_s) for s in prediction.segments]
+        mine = probs[len(joined) - len(prediction.session):]
+        return self._prediction(spans, mine, prediction.duration_s, prediction.speech_s,
+                                prediction.warnings, prediction.path, prediction.session,
+                                adapted), joined
+
+    def _in_session(self, session: Session) -> tuple[np.ndarray, int]:
+        """A session's units' probabilities, and over how many units they were adapted (0: the
+        plain answers, when the session's answers are not spread)."""
+        if self.adaptation.applies(session):
+            return self.adaptation.probabilities(session), len(session)
+        return session.plain, 0
 
     def _unit_answers(self, units) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """The bundle's front end (features, or the encoder), head and gate on placed windows:
