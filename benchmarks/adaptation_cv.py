@@ -13,9 +13,15 @@ Variants: ``plain`` (no adaptation); ``mean`` (a speaker's mean removed, head tr
 way with training speakers' means; test sessions use their own mean, shrunk toward 0 by
 n/(n+k)); ``expected`` (the offset is the session's mean of x − Σ_k p(k|x) μ_k — its emotions'
 expected class means removed first — iterated 3 times, shrunk n/(n+k); head trained with
-true-label offsets). Accuracy (WA) per corpus and mix.
+true-label offsets); ``invariant-R`` (``--emotion-dims``: the mean with the R directions along
+which emotion moves a speaker's states projected out); ``gated-T[-nM]`` (``--gates``,
+``--gate-min``: ``mean`` only for sessions of at least M whose plain answers' top emotion holds
+under T of them — shipped: T 0.4, M 10). ``--small`` adds sessions of 5 random clips (10 draws
+per speaker); ``--reference K`` instead scores an offset from K of the speaker's neutral clips.
+Accuracy (WA) per corpus and mix.
 
     python benchmarks/adaptation_cv.py [--corpora ../shared/corpora] [--shrink 5]
+    python benchmarks/adaptation_cv.py --variants plain mean --gates 0.4 --gate-min 1 6 10 --small
 """
 
 from __future__ import annotations
@@ -65,6 +71,10 @@ def expected_offset(model, x, mu, shrink, iterations=3):
         full[:, model.classes_] = p
         offset = (x - full @ mu).mean(0) * len(x) / (len(x) + shrink)
     return offset
+
+
+def _gated(t: float, m: int) -> str:
+    return f"gated-{t:g}" + (f"-n{m}" if m > 1 else "")
 
 
 def sessions(records, idx, mix, labels):
@@ -152,6 +162,8 @@ def main() -> None:
     ap.add_argument("--gates", type=float, nargs="*", default=[],
                     help="also 'gated-T': mean removal only for sessions whose plain answers' top "
                          "emotion holds under this share (needs plain and mean)")
+    ap.add_argument("--gate-min", type=int, nargs="+", default=[1],
+                    help="gated variants adapt only sessions of at least this many utterances")
     ap.add_argument("--small", action="store_true",
                     help="also 'small' sessions: 5 of a speaker's clips at random, 10 draws")
     ap.add_argument("--reference", type=int, nargs="*", default=[],
@@ -169,7 +181,7 @@ def main() -> None:
         return
     mixes = ("balanced", "skewed", "single-emotion") + (("small",) if args.small else ())
     variants = (tuple(args.variants) + tuple(f"invariant-{r}" for r in args.emotion_dims)
-                + tuple(f"gated-{t:g}" for t in args.gates))
+                + tuple(_gated(t, m) for t in args.gates for m in args.gate_min))
     right = {(v, m): np.zeros(len(records)) for v in variants for m in mixes}
     seen = {m: np.zeros(len(records)) for m in mixes}
     for k, test in enumerate(folds):
@@ -217,7 +229,8 @@ def main() -> None:
                     answers["mean"] = models["mean"].predict(zs - shift)
                 for t in args.gates:  # adapt only sessions whose plain answers are spread
                     top = np.bincount(answers["plain"]).max() / n
-                    answers[f"gated-{t:g}"] = answers["mean" if top < t else "plain"]
+                    for m in args.gate_min:
+                        answers[_gated(t, m)] = answers["mean" if top < t and n >= m else "plain"]
                 for r, basis in keep.items():
                     inv = shift - (shift @ basis.T) @ basis
                     answers[f"invariant-{r}"] = models[f"invariant-{r}"].predict(zs - inv)

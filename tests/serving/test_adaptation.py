@@ -44,6 +44,12 @@ def test_only_sessions_with_spread_plain_answers_are_adapted():
     assert not adaptation.applies(adaptation.session(x[:1], plain(0)))  # one utterance: never
     assert not adaptation.applies(adaptation.session(x, plain(0, 0, 0, 1)))  # one emotion holds
     assert not adaptation.applies(adaptation.session(x, plain(0, 0, 1, 2)))  # 0.5 is not under 0.5
+    _, config, scaler = _adaptation(below_share=0.5)
+    longer = SessionAdaptation({**config, "min_utterances": 4}, scaler)  # short sessions: never
+    assert not longer.applies(longer.session(x[:3], plain(0, 1, 2)))
+    assert not longer.applies(longer.session(x, plain(0, 1, 2, 2)))  # 4 utterances, top 0.5
+    assert SessionAdaptation({**config, "below_share": 0.6, "min_utterances": 4}, scaler).applies(
+        longer.session(x, plain(0, 1, 2, 2)))  # 4 utterances, top 0.5 under 0.6
 
 
 @pytest.fixture(scope="module")
@@ -57,9 +63,9 @@ def recognizers():
     return adapted, plain
 
 
-def _clips(corpora, actor: int, emotions) -> list[str]:
+def _clips(corpora, actor: int, emotions, statements=(1,)) -> list[str]:
     folder = corpora / "ravdess" / f"Actor_{actor:02d}"
-    return [str(folder / f"03-01-{e:02d}-02-01-01-{actor:02d}.flac") for e in emotions]
+    return [str(folder / f"03-01-{e:02d}-02-{s:02d}-01-{actor:02d}.flac") for s in statements for e in emotions]
 
 
 def _recording(paths, seed=0):
@@ -102,24 +108,24 @@ def test_a_speaker_who_keeps_one_emotion_is_answered_as_the_plain_model_does(rec
 
 def test_files_of_one_speaker_are_one_session_and_keep_their_order(recognizers, corpora, tmp_path):
     adapted, plain = recognizers
-    grouped = _clips(corpora, 4, range(2, 9))
+    grouped = _clips(corpora, 4, range(2, 9), statements=(1, 2))  # 14: sessions from 10 adapt
     alone = _clips(corpora, 5, (3, 5))
     bad = tmp_path / "bad.wav"
     bad.write_bytes(b"not audio at all")
     sources = [grouped[0], alone[0], *grouped[1:4], str(bad), *grouped[4:], alone[1]]
-    speakers = ["a", None, "a", "a", "a", "a", "a", "a", "a", None]
+    speakers = ["a", None, "a", "a", "a", None, *["a"] * len(grouped[4:]), None]
     results = list(adapted.predict_many(sources, speakers=speakers, workers=1))
     assert len(results) == len(sources)
     from ser.audio import AudioError
 
     assert isinstance(results[5], AudioError)
-    for i in (1, 9):  # answered alone: a clip is never adapted
+    for i in (1, len(sources) - 1):  # answered alone: a clip is never adapted
         assert results[i].to_dict()["adapted"] is False
         assert results[i].to_dict()["probabilities"] == plain.predict(sources[i]).to_dict()["probabilities"]
     together = adapted.adapt_speakers([adapted.predict(p) for p in grouped])
     mine = [r for r, s in zip(results, speakers) if s == "a" and not isinstance(r, AudioError)]
     assert [r.path for r in mine] == grouped
-    assert all(r.adapted_utterances == len(grouped) for r in mine)  # 7 clips, spread answers
+    assert all(r.adapted_utterances == len(grouped) for r in mine)  # spread answers
     for r, t in zip(mine, together):
         for k, v in r.probabilities.items():
             assert v == pytest.approx(t.probabilities[k], abs=1e-5)

@@ -101,9 +101,10 @@ class SessionAdaptation:
     """A bundle's session adaptation (``ser.training.adaptation`` fits it): a second head,
     trained on states with each training speaker's mean removed, answers a session's units with
     the session's mean standardised input removed, shrunk toward none by n / (n + shrink). Only
-    for sessions whose plain answers are spread — the plain top emotion holds under
-    ``below_share`` of the units: a session's mean is its speaker's voice and microphone only
-    when his emotions vary, and a speaker angry the whole time must stay angry."""
+    for sessions of at least ``min_utterances`` whose plain answers are spread — the plain top
+    emotion holds under ``below_share`` of the units: a session's mean is its speaker's voice
+    and microphone only when his emotions vary, and a speaker angry the whole time must stay
+    angry (docs/results.md, "Speaker and channel adaptation")."""
 
     def __init__(self, config: dict, scaler: Scaler):
         self.weights = np.asarray(config["weights"], np.float32)  # (labels, inputs)
@@ -111,6 +112,7 @@ class SessionAdaptation:
         self.temperature = float(config["temperature"])
         self.shrink = float(config["shrink"])
         self.below_share = float(config["below_share"])
+        self.min_utterances = max(2, int(config.get("min_utterances", 2)))
         self.scaler = scaler
 
     def session(self, x: np.ndarray, plain: np.ndarray) -> Session:
@@ -120,7 +122,8 @@ class SessionAdaptation:
 
     def applies(self, session: Session) -> bool:
         n = len(session)
-        return n >= 2 and np.bincount(session.plain.argmax(1)).max() / n < self.below_share
+        return (n >= self.min_utterances
+                and np.bincount(session.plain.argmax(1)).max() / n < self.below_share)
 
     def probabilities(self, session: Session) -> np.ndarray:
         offset = (session.input_sum / (len(session) + self.shrink)).astype(np.float32)

@@ -2,12 +2,13 @@
 trained on states with each training speaker's mean removed, used at prediction time on a
 session (a recording's utterances, or files the user says share a speaker) with the session's
 mean removed — but only when the plain head's answers in the session are spread (its top
-emotion holds under ``below_share`` of the utterances), so that a speaker who is angry the
-whole time stays angry. Chosen by speaker-grouped CV (``benchmarks/adaptation_cv.py --gates``,
-docs/results.md "Speaker and channel adaptation"); applied by
-:class:`ser.serving.classifier.SessionAdaptation`.
+emotion holds under ``below_share`` of the utterances, and there are at least
+``min_utterances``), so that a speaker who is angry the whole time stays angry. Chosen by
+speaker-grouped CV (``benchmarks/adaptation_cv.py --gates``, docs/results.md "Speaker and
+channel adaptation"); applied by :class:`ser.serving.classifier.SessionAdaptation`.
 
-    python -m ser.training.adaptation --corpora ../shared/corpora --bundle src/ser/models/default
+    python -m ser.training.adaptation --corpora ../shared/corpora --bundle src/ser/models/default \
+        --below-share 0.4 --min-utterances 10
 """
 
 from __future__ import annotations
@@ -59,6 +60,7 @@ def main() -> None:
     ap.add_argument("--shrink", type=float, default=5.0, help="a session of n moves n/(n+shrink) of its mean")
     ap.add_argument("--below-share", type=float, default=0.35,
                     help="adapt only sessions whose plain top emotion holds under this share")
+    ap.add_argument("--min-utterances", type=int, default=2, help="adapt only sessions at least this long")
     ap.add_argument("--folds", type=int, default=5, help="speaker folds for the temperature")
     args = ap.parse_args()
     from ser.common import softmax
@@ -96,13 +98,15 @@ def main() -> None:
     path = args.bundle / "config.json"
     config = json.loads(path.read_text())
     config["session_adaptation"] = {
-        "shrink": args.shrink, "below_share": args.below_share, "c": args.c,
+        "shrink": args.shrink, "below_share": args.below_share,
+        "min_utterances": args.min_utterances, "c": args.c,
         "temperature": round(temperature, 4),
         "trained_on": (f"{len(z)} clips of {', '.join(TRAIN_CORPORA)} ({len(np.unique(speakers))} "
                        "speakers), each speaker's mean removed"),
         "out_of_fold_wa": round(accuracy, 4),
         "command": (f"python -m ser.training.adaptation --corpora CORPORA --bundle {args.bundle} "
-                    f"--c {args.c} --shrink {args.shrink:g} --below-share {args.below_share:g}"),
+                    f"--c {args.c} --shrink {args.shrink:g} --below-share {args.below_share:g} "
+                    f"--min-utterances {args.min_utterances}"),
         "bias": [round(float(v), 6) for v in b],
         "weights": [[round(float(v), 6) for v in row] for row in w],
     }
