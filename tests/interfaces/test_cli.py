@@ -227,3 +227,30 @@ def test_predict_speakers_file_answers_each_speakers_files_together(corpora, tmp
 
     with pytest.raises(ConfigError, match="local engine"):
         batch.run(clips[:1], engine="ray", speakers={clips[0]: "actor6"})
+
+
+def test_no_adapt_answers_every_utterance_on_its_own(corpora, tmp_path, capsys):
+    import json
+
+    import numpy as np
+    import soundfile as sf
+
+    from ser.audio import decode
+
+    folder = corpora / "ravdess" / "Actor_09"
+    clips = [folder / f"03-01-{e:02d}-02-{s:02d}-01-09.flac" for s in (1, 2) for e in range(2, 9)]
+    gap = np.zeros(16_000, np.float32)
+    recording = tmp_path / "talk.flac"
+    sf.write(recording, np.concatenate([x for c in clips for x in (decode(str(c), 16_000).samples, gap)]), 16_000)
+    answers = {}
+    for extra in ([], ["--no-adapt"]):
+        assert main(["predict", str(recording), "--format", "jsonl", *extra]) == 0
+        answers[bool(extra)] = json.loads(capsys.readouterr().out)
+    assert answers[False]["adapted"] is True and answers[False]["adapted_utterances"] >= 10
+    assert answers[True]["adapted"] is False and answers[True]["adapted_utterances"] == 0
+    assert answers[True]["segments"] != answers[False]["segments"] or (
+        answers[True]["probabilities"] != answers[False]["probabilities"])
+    table = tmp_path / "speakers.csv"
+    table.write_text(f"path,speaker\n{recording},me\n")
+    assert main(["predict", str(recording), "--speakers", str(table), "--no-adapt"]) == 1
+    assert "exclude each other" in capsys.readouterr().err

@@ -158,7 +158,7 @@ class EmotionRecognizer:
         more likely wrong than right, given calibrated probabilities — when it sets none)."""
         return float(self.bundle.config.get("uncertain_below", 0.5))
 
-    def _finish_together(self, items: list) -> list:
+    def _finish_together(self, items: list, adapt: bool = True) -> list:
         """The results of several prepared inputs (or their AudioErrors), in order, with one
         pass of all their windows through the front end and the head."""
         preps = [prep for prep, _ in items if not isinstance(prep, AudioError)]
@@ -173,7 +173,7 @@ class EmotionRecognizer:
                 continue
             n = len(prep.inputs)
             mine, kept = probs[start : start + n], keep[start : start + n]
-            session = self._session(x[start : start + n][kept], mine[kept]) if n else None
+            session = self._session(x[start : start + n][kept], mine[kept]) if n and adapt else None
             start += n
             spans = [span for span, k in zip(prep.spans, kept) if k]
             speech_s = sum(s for s, k in zip(prep.unit_speech_s, kept) if k)
@@ -274,7 +274,7 @@ class EmotionRecognizer:
         return (*self._answers(x), x)
 
     def _stream(self, source, sample_rate, max_clip_s, max_duration_s, on_progress=None,
-                path: str | None = None) -> Prediction:
+                path: str | None = None, adapt: bool = True) -> Prediction:
         """Decode, find speech and analyse block by block: memory stays that of a few blocks and
         one batch of windows, however long the input (``STREAM_BATCH`` windows at a time)."""
         from ser.audio import AudioStream
@@ -294,7 +294,7 @@ class EmotionRecognizer:
         def flush():
             nonlocal speech_s
             probs, keep, x = self._unit_answers(batch)
-            if self.adaptation is not None and np.any(keep):
+            if self.adaptation is not None and adapt and np.any(keep):
                 sessions.append(self._session(x[keep], probs[keep]))
             for unit, k in zip(batch, keep):
                 if k:  # the windows go with their batch; the spans stay
@@ -330,10 +330,12 @@ class EmotionRecognizer:
         max_clip_s: float = DEFAULT_MAX_CLIP_S,
         max_duration_s: float | None = DEFAULT_MAX_DURATION_S,
         on_progress=None,
+        adapt: bool = True,
     ) -> Prediction:
         """Predict the emotion of a path, bytes, file object or array (then give ``sample_rate``).
 
         ``on_progress(fraction)`` is called as the analysis advances (long recordings).
+        ``adapt=False``: every utterance answered on its own, never adapted to its speaker.
         Raises an :class:`ser.audio.AudioError` subclass for input that cannot be analysed.
         """
         if isinstance(source, np.ndarray) and sample_rate is None:
@@ -341,7 +343,7 @@ class EmotionRecognizer:
         if on_progress is not None:
             on_progress(0.0)
         path = str(source) if isinstance(source, (str, os.PathLike)) else None
-        result = self._stream(source, sample_rate, max_clip_s, max_duration_s, on_progress, path)
+        result = self._stream(source, sample_rate, max_clip_s, max_duration_s, on_progress, path, adapt)
         if on_progress is not None:
             on_progress(1.0)
         return result
@@ -355,6 +357,7 @@ class EmotionRecognizer:
         workers: int | None = None,
         progress: bool = False,
         speakers: Sequence[str | None] | None = None,
+        adapt: bool = True,
     ) -> Iterable[Prediction | AudioError]:
         """Predict many inputs, in order; decoding and features run in parallel workers.
 
@@ -364,10 +367,13 @@ class EmotionRecognizer:
 
         ``speakers``: one name per input (None: unknown); the inputs of one speaker are answered
         as one session (:meth:`adapt_speakers`), each once the last of them is done.
+        ``adapt=False``: nothing is adapted to its speaker (and ``speakers`` is refused).
         """
         if speakers is not None:
             if len(speakers) != len(sources):
                 raise ValueError(f"{len(speakers)} speakers for {len(sources)} inputs")
+            if not adapt:
+                raise ValueError("speakers are for adapting to them: not with adapt=False")
             results = self.predict_many(sources, max_clip_s=max_clip_s, max_duration_s=max_duration_s,
                                         workers=workers, progress=progress)
             yield from self._in_speaker_sessions(results, speakers)
@@ -392,7 +398,7 @@ class EmotionRecognizer:
             waiting: list = []  # (prepared, path) of clips not yet through the model, in order
 
             def flush() -> list:
-                done = self._finish_together(waiting)
+                done = self._finish_together(waiting, adapt)
                 bar.update(len(waiting))
                 waiting.clear()
                 return done
@@ -402,7 +408,8 @@ class EmotionRecognizer:
                 if long:
                     yield from flush()
                     try:
-                        yield self._stream(source, None, max_clip_s, max_duration_s, path=path)
+                        yield self._stream(source, None, max_clip_s, max_duration_s, path=path,
+                                           adapt=adapt)
                     except AudioError as exc:
                         yield exc
                     bar.update()

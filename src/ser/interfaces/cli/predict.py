@@ -29,7 +29,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
         resume=args.resume, restart=args.restart, workers=args.workers, address=args.address, actors=args.actors,
         cpus_per_actor=args.cpus_per_actor, max_clip_s=args.max_clip,
         max_duration_s=args.max_duration, progress=len(sources) > 1 and sys.stderr.isatty(),
-        verbose=args.verbose, speakers=speakers)
+        verbose=args.verbose, speakers=speakers, adapt=not args.no_adapt)
     for row in rows:
         if "error" in row:
             print(f"ser: error: {row['path']}: {row['error']}", file=sys.stderr)
@@ -129,6 +129,9 @@ def add_parsers(sub) -> None:
                    help="a CSV with columns path,speaker (paths as given here): one speaker's "
                         "files are answered together, adapted to the speaker when their "
                         "emotions vary (the JSON's adapted, adapted_utterances)")
+    p.add_argument("--no-adapt", action="store_true",
+                   help="answer every utterance on its own: never adapt a recording (or a "
+                        "speaker's files) to its speaker")
     p.add_argument("--resume", action="store_true",
                    help="go on from an earlier run with the same --output, model and settings: "
                         "keep its rows of unchanged files, try its failures again")

@@ -65,12 +65,14 @@ def run(
     restart: bool = False,
     verbose: bool = False,
     speakers: dict[str, str] | None = None,
+    adapt: bool = True,
 ) -> tuple[list[dict], int]:
     """Predict every source; returns (rows in input order, number of failures) and writes the
     output file when one is given. ``resume``: go on from the journal of an earlier run with
     the same model and settings; ``restart``: discard that journal and start anew.
     ``speakers``: source -> speaker; one speaker's files are answered as one session
-    (:meth:`EmotionRecognizer.adapt_speakers`; local engine)."""
+    (:meth:`EmotionRecognizer.adapt_speakers`; local engine). ``adapt=False``: nothing is
+    adapted to its speaker."""
     if engine not in ENGINES:
         raise ConfigError(f"engine must be one of {', '.join(ENGINES)}, not {engine!r}")
     if fmt not in FORMATS:
@@ -85,8 +87,12 @@ def run(
     if speakers and engine != "local":
         raise ConfigError("--speakers runs on the local engine (a speaker's files are answered "
                           "together, on one machine)")
+    if speakers and not adapt:
+        raise ConfigError("--speakers and --no-adapt exclude each other")
     limits = {k: v for k, v in (("max_clip_s", max_clip_s), ("max_duration_s", max_duration_s))
               if v is not None}
+    if not adapt:  # passed to every prediction, and recorded in the journal like the limits
+        limits["adapt"] = False
     settings = dict(limits)
     if speakers:  # the grouping changes answers: a journal of another grouping is refused
         digest = hashlib.sha256(json.dumps(sorted(speakers.items())).encode()).hexdigest()[:12]
