@@ -196,8 +196,8 @@ class EmotionRecognizer:
                 path: str | None, session: Session | None = None) -> Prediction:
         """A prediction; a recording whose utterances qualify is answered adapted over them."""
         adapted = 0
-        if session is not None and self.adaptation.applies(session):
-            probs, adapted = self.adaptation.probabilities(session), len(session)
+        if session is not None:  # its plain rows are ``probs``: unchanged unless it qualifies
+            probs, adapted = self._in_session(session)
         return self._prediction(spans, probs, duration_s, speech_s, warnings_, path, session, adapted)
 
     def _prediction(self, spans, probs, duration_s, speech_s, warnings_, path, session,
@@ -237,9 +237,7 @@ class EmotionRecognizer:
                 out.append(p)
                 continue
             n = len(p.session)
-            spans = [(s.start_s, s.end_s) for s in p.segments]
-            out.append(self._prediction(spans, probs[start : start + n], p.duration_s, p.speech_s,
-                                        p.warnings, p.path, p.session, adapted))
+            out.append(self._answered_again(p, probs[start : start + n], adapted))
             start += n
         return out
 
@@ -253,11 +251,14 @@ class EmotionRecognizer:
             return prediction, earlier
         joined = Session.joined([s for s in (earlier, prediction.session) if s is not None])
         probs, adapted = self._in_session(joined)
-        spans = [(s.start_s, s.end_s) for s in prediction.segments]
         mine = probs[len(joined) - len(prediction.session):]
-        return self._prediction(spans, mine, prediction.duration_s, prediction.speech_s,
-                                prediction.warnings, prediction.path, prediction.session,
-                                adapted), joined
+        return self._answered_again(prediction, mine, adapted), joined
+
+    def _answered_again(self, prediction: Prediction, probs: np.ndarray, adapted: int) -> Prediction:
+        """``prediction`` with its units' probabilities replaced (one row per segment)."""
+        spans = [(s.start_s, s.end_s) for s in prediction.segments]
+        return self._prediction(spans, probs, prediction.duration_s, prediction.speech_s,
+                                prediction.warnings, prediction.path, prediction.session, adapted)
 
     def _in_session(self, session: Session) -> tuple[np.ndarray, int]:
         """A session's units' probabilities, and over how many units they were adapted (0: the
@@ -422,7 +423,6 @@ class EmotionRecognizer:
             bar.close()
             if pool is not None:
                 pool.shutdown(cancel_futures=True)
-
 
     def _in_speaker_sessions(self, results: Iterable, speakers: Sequence[str | None]) -> Iterable:
         """``results`` in input order again, those of each named speaker adapted together as

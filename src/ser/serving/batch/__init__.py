@@ -111,8 +111,9 @@ def run(
     todo = [s for s in sources if not (s in done and done[s]["sha256"] == hashes.get(s)
                                        and "error" not in done[s]["row"])]
     if speakers:  # a speaker with any file to do is done again whole: one session
-        again = {speakers[s] for s in todo if s in speakers}
-        todo = [s for s in sources if s in todo or speakers.get(s) in again]
+        pending = set(todo)
+        again = {speakers[s] for s in pending if s in speakers}
+        todo = [s for s in sources if s in pending or speakers.get(s) in again]
     rows = {s: done[s]["row"] for s in sources if s not in todo}
     if engine == "local":
         produced = _local_rows(todo, model, workers, limits, speakers)
